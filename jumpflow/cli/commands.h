@@ -1,0 +1,31 @@
+// @brief The jumpflow subcommands; each returns the process exit code.
+//
+// Every command prints one line naming the problem and returns non-zero on
+// bad flags or files; `jumpflow CMD --help` documents its flags.
+#ifndef JUMPFLOW_CLI_COMMANDS_H_
+#define JUMPFLOW_CLI_COMMANDS_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "sequences/dataset.h"
+#include "sequences/vocabulary.h"
+
+namespace jumpflow::cli {
+
+// RunAlign: `jumpflow align` — corrupt words (or read pairs), align, apply.
+int RunAlign(int argc, char** argv);
+
+// LoadTextData loads the --data file with the --chars / --vocab choices
+// shared by the commands: a character vocabulary given by `chars` (or taken
+// from the file when empty) or a token vocabulary file `vocab_path`.
+absl::StatusOr<Dataset> LoadTextData(const std::string& path, const std::string& chars,
+                                     const std::string& vocab_path,
+                                     const DatasetOptions& options);
+
+// ReportError prints "jumpflow CMD: message" to stderr and returns 1.
+int ReportError(const std::string& command, const absl::Status& status);
+
+}  // namespace jumpflow::cli
+
+#endif  // JUMPFLOW_CLI_COMMANDS_H_
