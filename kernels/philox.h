@@ -70,17 +70,17 @@ JUMPFLOW_HD Philox4x32 PhiloxDraw(uint64_t seed, uint32_t c0, uint32_t c1, uint3
                      static_cast<uint32_t>(seed >> 32));
 }
 
-// Uniform01 maps two 32-bit words to a double strictly inside (0, 1) with 53
-// random bits: (k + 0.5) / 2^53.
+// Uniform01 maps two 32-bit words to a double strictly inside (0, 1) with 52
+// random bits: (k + 0.5) / 2^52, exactly representable, so never 0 or 1.
 JUMPFLOW_HD double Uniform01(uint32_t hi, uint32_t lo) {
-  const uint64_t bits = ((static_cast<uint64_t>(hi) << 32) | lo) >> 11;
-  return (static_cast<double>(bits) + 0.5) * 0x1.0p-53;
+  const uint64_t bits = ((static_cast<uint64_t>(hi) << 32) | lo) >> 12;
+  return (static_cast<double>(bits) + 0.5) * 0x1.0p-52;
 }
 
-// Uniform01f maps one 32-bit word to a float strictly inside (0, 1) with 24
-// random bits: (k + 0.5) / 2^24.
+// Uniform01f maps one 32-bit word to a float strictly inside (0, 1) with 23
+// random bits: (k + 0.5) / 2^23, exactly representable, so never 0 or 1.
 JUMPFLOW_HD float Uniform01f(uint32_t x) {
-  return (static_cast<float>(x >> 8) + 0.5f) * 0x1.0p-24f;
+  return (static_cast<float>(x >> 9) + 0.5f) * 0x1.0p-23f;
 }
 
 // PhiloxStream is a sequential generator over one Philox stream: the seed is
