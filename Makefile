@@ -1,5 +1,6 @@
 # The README's front door: `make demo` and `make test`. Each installs missing
 # Debian packages (scripts/install_deps.sh), configures, builds and runs.
+MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
