@@ -1,0 +1,124 @@
+// @brief Edit Flows training batches: insertions, deletions, substitutions.
+//
+// DESIGN.md section 1 "Edit Flows" (Havasi et al. 2025, arXiv 2506.09018).
+// Each pair (x_0, x_1) is aligned into (z_0, z_1) over V u {eps} (minimum-edit
+// by default; random or user alignments selectable). Column k is an insertion
+// (z_0 = eps), a deletion (z_1 = eps), a substitution (both tokens, differ)
+// or a match. Independently per non-match column, z_t^k = z_1^k with
+// probability kappa_kind(t), else z_0^k, where kind picks the scheduler
+// (insert / delete / substitute; each defaults to the main scheduler);
+// x_t = z_t without eps. Conditional multipliers on x_t, with gap j of
+// x_t = the slot before x_t position j (gap n after the last token):
+//   insert_targets[gap j][a] = number of columns in gap j still eps with z_1 = a
+//   delete_targets[i]        = 1 if z_1 = eps at x_t position i, else 0
+//   token_targets[i]         = one entry (a, 1) if z_1 = a != eps and a != z_t
+// The row spaces are those of jumpflow/training_batch.h. Our gap layout has a
+// gap before the first token, so no BOS token is prepended (the paper
+// prepends BOS so the front can receive insertions; here gap 0 does that).
+//
+// x_0 sources: empty (insertion-only generation), noise (length uniform in
+// [noise_min_length, noise_max_length], tokens i.i.d. uniform over the user
+// tokens [kNumSpecials, vocab_size), drawn from PhiloxStream(seed, b,
+// kPurposeSource): length first, then tokens in order), or user pairs.
+// Alignment seeds are DeriveSeed(seed, b, kPurposeAlignment); the column
+// coins are 32-bit draws of PhiloxStream(seed, b, kPurposePath) in column
+// order (match columns draw nothing). Same inputs + seed -> same batch for
+// any thread count.
+//
+// Example:
+//   JUMPFLOW_ASSIGN_OR_RETURN(auto cubic, MakeScheduler("poly:3"));
+//   EditFlowOptions opt;
+//   opt.vocab_size = vocab.size();
+//   opt.source = EditSource::kPairs;
+//   opt.x0 = &misspelled;
+//   JUMPFLOW_ASSIGN_OR_RETURN(TrainingBatch tb,
+//       MakeEditFlowBatch(correct, BatchTimes::Sampled(*uniform), *cubic, opt, /*seed=*/step));
+#ifndef JUMPFLOW_PROCESSES_EDIT_FLOW_H_
+#define JUMPFLOW_PROCESSES_EDIT_FLOW_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "jumpflow/processes/process_common.h"
+#include "jumpflow/scheduler.h"
+#include "jumpflow/training_batch.h"
+#include "sequences/alignment.h"
+#include "sequences/sequence_batch.h"
+
+namespace jumpflow {
+
+// EditSource picks x_0.
+enum class EditSource : uint8_t {
+  kEmpty = 0,  // x_0 empty: insertion-only generation
+  kNoise = 1,  // random tokens, random length (see the file comment)
+  kPairs = 2,  // x_0 given by EditFlowOptions::x0
+};
+
+// EditAlignment picks how (x_0, x_1) are aligned.
+enum class EditAlignment : uint8_t {
+  kMinEdit = 0,  // MinEditAlignment with EditFlowOptions::costs (ties seeded)
+  kRandom = 1,   // RandomAlignment
+  kUser = 2,     // EditFlowOptions::alignments (kPairs only)
+};
+
+// EditFlowOptions configure MakeEditFlowBatch.
+struct EditFlowOptions {
+  // Vocabulary size (specials included). Required.
+  int32_t vocab_size = 0;
+  EditSource source = EditSource::kEmpty;
+  // kPairs: the sources, one per x_1 sequence; must outlive the call.
+  const SequenceBatch* x0 = nullptr;
+  // kNoise: length range of x_0 (inclusive), 0 <= min <= max <= 2^20.
+  int64_t noise_min_length = 0;
+  int64_t noise_max_length = 0;
+  EditAlignment alignment = EditAlignment::kMinEdit;
+  AlignmentCosts costs = {};
+  // kUser: one alignment per sequence, valid for (x0[b], x1[b]).
+  const std::vector<Alignment>* alignments = nullptr;
+  // Per-kind schedulers; nullptr means the main scheduler.
+  const Scheduler* insert_scheduler = nullptr;
+  const Scheduler* delete_scheduler = nullptr;
+  const Scheduler* substitute_scheduler = nullptr;
+};
+
+// EditFlowTrace records the conditional path of every sequence (for tests and
+// debugging): the alignment (z_0, z_1) and z_t (with eps), both indexed by
+// sequence.
+struct EditFlowTrace {
+  std::vector<Alignment> alignments;
+  std::vector<std::vector<Token>> z_t;
+};
+
+// MakeEditFlowBatch samples x_t for every sequence of `x1` at its time and
+// returns a TrainingBatch with process kEdit, x_t (times set), weights,
+// token_targets, delete_targets and insert_targets. x1's own times are
+// ignored. When `trace` is not null it receives the per-sequence path.
+// Errors (InvalidArgument naming the sequence / value): vocab_size too small
+// (kNoise needs user tokens), x_1 tokens outside the vocabulary or equal to
+// kMask / kEps, an empty x_1 with kEmpty (nothing to generate), a missing or
+// mismatched x0 (sequence count), x0 tokens outside the vocabulary or kEps,
+// bad noise lengths, kUser without kPairs or with an invalid alignment, bad
+// alignment costs, bad times or weights, sequences too long to align.
+absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const BatchTimes& times,
+                                                const Scheduler& scheduler,
+                                                const EditFlowOptions& options, uint64_t seed,
+                                                const BatchWeights& weights = BatchWeights::Ones(),
+                                                EditFlowTrace* trace = nullptr);
+
+// ApplyEditTargets applies every conditional target edit of an Edit Flows
+// batch to its x_t, simultaneously (sequences/edits.h semantics): insertion
+// of each token into each gap as many times as its count, deletion of every
+// row with delete target 1, substitution of every row with a token target.
+// Within one gap the insertions go in the order of the pending z_1 columns
+// when `trace` is given (after checking that their multiset equals the
+// counts), else in increasing token id. With the trace the result is x_1.
+// Errors: a batch whose targets are inconsistent (wrong row counts,
+// fractional counts, a row both deleted and substituted, a trace that
+// disagrees with the counts).
+absl::StatusOr<std::vector<std::vector<Token>>> ApplyEditTargets(
+    const TrainingBatch& batch, const EditFlowTrace* trace = nullptr);
+
+}  // namespace jumpflow
+
+#endif  // JUMPFLOW_PROCESSES_EDIT_FLOW_H_
