@@ -14,6 +14,7 @@ constexpr char kUsage[] =
     "\n"
     "commands:\n"
     "  align    corrupt words (or read pairs), align them and apply the edits\n"
+    "  sample   sample sequences with a jump sampler (Euler, tau-leap, adaptive, Gillespie)\n"
     "\n"
     "Run 'jumpflow COMMAND --help' for the flags of a command.\n";
 
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   if (command == "align") return jumpflow::cli::RunAlign(argc, argv);
+  if (command == "sample") return jumpflow::cli::RunSample(argc, argv);
   std::fprintf(stderr, "jumpflow: unknown command '%s' (see jumpflow --help)\n", command.c_str());
   return 2;
 }
