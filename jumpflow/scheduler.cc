@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numbers>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -14,6 +16,19 @@ namespace jumpflow {
 namespace {
 
 double Clamp01(double x) { return std::isnan(x) ? 0.0 : std::clamp(x, 0.0, 1.0); }
+
+// FormatNumber prints the shortest decimal that parses back to `x`, so that
+// MakeScheduler(s->Name()) rebuilds exactly s (absl::StrCat keeps only 6
+// significant digits).
+std::string FormatNumber(double x) {
+  char buffer[40];
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::snprintf(buffer, sizeof(buffer), "%.*g", precision, x);
+    double back = 0;
+    if (absl::SimpleAtod(buffer, &back) && back == x) break;
+  }
+  return buffer;
+}
 
 // Bisection for a nonincreasing f on [0, 1]: smallest t with f(t) <= u.
 template <typename F>
@@ -42,7 +57,7 @@ class Linear final : public Scheduler {
 class Polynomial final : public Scheduler {
  public:
   explicit Polynomial(double n) : n_(n) {}
-  std::string Name() const override { return absl::StrCat("poly:", n_); }
+  std::string Name() const override { return absl::StrCat("poly:", FormatNumber(n_)); }
   double Kappa(double t) const override { return std::pow(Clamp01(t), n_); }
   double KappaDerivative(double t) const override {
     t = Clamp01(t);
@@ -82,8 +97,9 @@ class Cosine final : public Scheduler {
     const double s = std::sin(0.5 * std::numbers::pi * (1.0 - Clamp01(t)));
     return s * s;
   }
+  // Clamped: at u = 1 the rounding of (2 / pi) asin(1) gives t = -2.3e-17.
   double InverseSurvival(double u) const override {
-    return 1.0 - 2.0 / std::numbers::pi * std::asin(std::sqrt(Clamp01(u)));
+    return Clamp01(1.0 - 2.0 / std::numbers::pi * std::asin(std::sqrt(Clamp01(u))));
   }
 };
 
@@ -91,7 +107,9 @@ class Beta final : public Scheduler {
  public:
   Beta(double a, double b)
       : a_(a), b_(b), log_beta_(std::lgamma(a) + std::lgamma(b) - std::lgamma(a + b)) {}
-  std::string Name() const override { return absl::StrCat("beta:", a_, ",", b_); }
+  std::string Name() const override {
+    return absl::StrCat("beta:", FormatNumber(a_), ",", FormatNumber(b_));
+  }
   double Kappa(double t) const override { return RegularizedIncompleteBeta(a_, b_, Clamp01(t)); }
   double KappaDerivative(double t) const override {
     t = Clamp01(t);
@@ -187,10 +205,15 @@ absl::StatusOr<std::unique_ptr<Scheduler>> MakeScheduler(absl::string_view spec)
     return PolynomialScheduler(*n);
   }
   if (kv.first == "beta") {
-    std::pair<absl::string_view, absl::string_view> ab = absl::StrSplit(kv.second, ',');
-    auto a = ParsePositive(spec, ab.first);
+    // Exactly two numbers: a std::pair split would silently drop a third.
+    std::vector<absl::string_view> ab = absl::StrSplit(kv.second, ',');
+    if (ab.size() != 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("scheduler '", spec, "': expected beta:A,B with two numbers"));
+    }
+    auto a = ParsePositive(spec, ab[0]);
     if (!a.ok()) return a.status();
-    auto b = ParsePositive(spec, ab.second);
+    auto b = ParsePositive(spec, ab[1]);
     if (!b.ok()) return b.status();
     return BetaScheduler(*a, *b);
   }

@@ -1,0 +1,885 @@
+// @brief CPU backend of the fused parametrization + Bregman loss
+// (kernels/loss.h): oneTBB over fixed row blocks, vectorised inner loops.
+//
+// Softmax-family rows (softmax, rate x softmax) go in batches of up to 16
+// rows (as many as keep ~32 KiB of logits in cache), pass by pass so the
+// long per-row dependency chains of different rows overlap:
+//   1. max and a finiteness check of z (the only read from memory: while
+//      pass 2 runs, the next batch's rows are prefetched);
+//   2. e_k = exp(z_k - max) stored in the gradient row, sum of e;
+//   3. the loss and BG = sum_{k != x} bg_k with bg_k = b_k dD/db_k
+//      (b = mhat); for sparse targets every column first gets its a = 0 term
+//      in closed form or one pass (the "baseline"), then target columns swap
+//      it for their a term (O(nnz) work), so the V-long loops stay
+//      branch-free;
+//   4. the gradient written in place over e: dL/dz_k = bg_k - p_k BG
+//      (k != x), dL/dz_x = -p_x BG, dL/dz_rate = BG * dlog(lambda)/dz_rate,
+//      then the target columns fixed up.
+// The log of each row's softmax normaliser enters its loss linearly and is
+// taken for 16 rows at once. Elementwise parametrizations (softplus, exp,
+// sigmoid) take one pass per row, merging sorted sparse targets as they go.
+//
+// The float path computes exp/log with branch-free Cephes polynomials on
+// 16-lane GCC/Clang generic vectors; the double path is plain scalar code
+// with std::exp / std::log and serves as the reference in the tests.
+#include <oneapi/tbb/blocked_range.h>
+#include <oneapi/tbb/parallel_reduce.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "kernels/loss.h"
+
+namespace jumpflow::kernels {
+namespace {
+
+// Target work per row block (elements); blocks depend on the shape only.
+constexpr int64_t kBlockElements = 16384;
+
+// Rows of at least this many bytes prefetch the next batch's rows.
+constexpr int64_t kPrefetchMinBytes = 1024;
+
+// Logit bytes a softmax batch keeps in cache between its passes.
+constexpr int64_t kBatchBytes = 32 << 10;
+
+// ExpFast is exp(x) for float, branch-free so loops over it vectorise.
+// Cephes expf (S. Moshier, Cephes Math Library 2.2, expf.c): x = n ln2 + r
+// with |r| <= ln2 / 2 (ln2 split into 0.693359375 - 2.12194440e-4 for an
+// exact n ln2), degree-6 polynomial for exp(r), relative error ~ 2e-7;
+// n is rounded with the 1.5 * 2^23 shifter trick so no float->int
+// conversion of out-of-range values can happen. Inputs are clamped into
+// [-87.3, 88.3] (2^n stays a normal float): exp of anything below -87.3
+// returns ~1.2e-38 instead of 0, which is harmless in a softmax.
+inline float ExpFast(float x) {
+  x = std::min(std::max(x, -87.3f), 88.3f);
+  constexpr float kShifter = 0x1.8p23f;
+  const float shifted = x * 1.44269504088896341f + kShifter;
+  const float n = shifted - kShifter;
+  const int32_t ni = std::bit_cast<int32_t>(shifted) - std::bit_cast<int32_t>(kShifter);
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  return p * std::bit_cast<float>((ni + 127) << 23);
+}
+// The double path is the reference (gradient checks): plain std::exp.
+inline double ExpFast(double x) { return std::exp(x); }
+
+template <typename T>
+T Softplus(T z) {
+  return z > T(0) ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
+}
+
+template <typename T>
+T Sigmoid(T z) {
+  if (z >= T(0)) return T(1) / (T(1) + std::exp(-z));
+  const T e = std::exp(z);
+  return e / (T(1) + e);
+}
+
+// LogSoftplus is log(softplus(z)), finite for every finite z: for z < -20,
+// softplus(z) = e^z (1 - e^z / 2 + O(e^2z)), so log = z - e^z / 2 to O(e^2z).
+template <typename T>
+T LogSoftplus(T z) {
+  if (z < T(-20)) return z - T(0.5) * std::exp(z);
+  return std::log(Softplus(z));
+}
+
+// SigmoidOverSoftplus is sigmoid(z) / softplus(z) = dlog softplus(z) / dz;
+// for z < -20 the series 1 - e^z / 2 + O(e^2z) (same expansion as above).
+template <typename T>
+T SigmoidOverSoftplus(T z) {
+  if (z < T(-20)) return T(1) - T(0.5) * std::exp(z);
+  return Sigmoid(z) / Softplus(z);
+}
+
+// XLogX is a log a with 0 log 0 = 0 (and no log call for the common
+// one-hot a = 1).
+template <typename T>
+T XLogX(T a) {
+  return a > T(0) && a != T(1) ? a * std::log(a) : T(0);
+}
+
+// BceFloor is the smallest 1 - b used by BCE (see kernels/loss.h).
+template <typename T>
+constexpr T kBceFloor = std::numeric_limits<T>::epsilon();
+
+// Pred holds one prediction b = mhat and what the divergences need:
+// log b, q = dlog b / dz, bq = db / dz, and for BCE 1 - b, log(1 - b) and
+// bq / (1 - b).
+template <typename T>
+struct Pred {
+  T b, log_b, q, bq;
+  T one_minus_b, log_one_minus_b, bq_over_one_minus_b;
+};
+
+// FillBceFromB fills the BCE fields from b and bq. Where 1 - b < kBceFloor
+// the (1 - a) log(1 - b) term is evaluated at the floor and, being constant
+// there, contributes no gradient (so nothing overflows).
+template <typename T>
+void FillBceFromB(Pred<T>* p) {
+  const T one_minus_b = T(1) - p->b;
+  if (one_minus_b >= kBceFloor<T>) {
+    p->one_minus_b = one_minus_b;
+    p->log_one_minus_b = p->b < T(0.5) ? std::log1p(-p->b) : std::log(one_minus_b);
+    p->bq_over_one_minus_b = p->bq / one_minus_b;
+  } else {
+    p->one_minus_b = kBceFloor<T>;
+    p->log_one_minus_b = std::log(kBceFloor<T>);
+    p->bq_over_one_minus_b = T(0);
+  }
+}
+
+// EvalElementwise evaluates an elementwise parametrization at z with row
+// scale c (log_c = log c).
+template <typename T, Parametrization P, bool kBce>
+Pred<T> EvalElementwise(T z, T c, T log_c) {
+  Pred<T> p{};
+  if constexpr (P == Parametrization::kExp) {
+    const T zc = std::min(z, kMaxExpArg<T>);
+    p.b = c * std::exp(zc);
+    p.log_b = log_c + zc;
+    p.q = z > kMaxExpArg<T> ? T(0) : T(1);
+    p.bq = p.b * p.q;
+    if constexpr (kBce) FillBceFromB(&p);
+  } else if constexpr (P == Parametrization::kSoftplus) {
+    const T sig = Sigmoid(z);
+    p.b = c * Softplus(z);
+    p.log_b = log_c + LogSoftplus(z);
+    p.q = SigmoidOverSoftplus(z);
+    p.bq = c * sig;
+    if constexpr (kBce) FillBceFromB(&p);
+  } else {  // kSigmoid: everything from sigmoid(z) and sigmoid(-z), no cancellation.
+    const T sig = Sigmoid(z), sig_neg = Sigmoid(-z);
+    p.b = c * sig;
+    p.log_b = log_c - Softplus(-z);
+    p.q = sig_neg;
+    p.bq = c * sig * sig_neg;
+    if constexpr (kBce) {
+      if (c == T(1)) {
+        // 1 - b = sigmoid(-z): exact, and bq / (1 - b) = sigmoid(z).
+        p.one_minus_b = sig_neg;
+        p.log_one_minus_b = -Softplus(z);
+        p.bq_over_one_minus_b = sig;
+      } else if (c < T(1)) {
+        // 1 - c sigmoid(z) = sigmoid(-z) + (1 - c) sigmoid(z): a sum of
+        // positive terms, >= min(1 - c, 1) / 2.
+        p.one_minus_b = sig_neg + (T(1) - c) * sig;
+        p.log_one_minus_b = std::log(p.one_minus_b);
+        p.bq_over_one_minus_b = p.bq / p.one_minus_b;
+      } else {
+        FillBceFromB(&p);
+      }
+    }
+  }
+  return p;
+}
+
+// Divergence value D(a, b) from a prediction.
+template <typename T, Divergence D>
+T DivergenceValue(T a, const Pred<T>& p) {
+  if constexpr (D == Divergence::kPoisson) {
+    return XLogX(a) - a * p.log_b - a + p.b;
+  } else if constexpr (D == Divergence::kGeneralizedKl) {
+    return XLogX(a) - a * p.log_b;
+  } else if constexpr (D == Divergence::kMse) {
+    const T d = a - p.b;
+    return d * d;
+  } else {
+    return XLogX(a) - a * p.log_b + XLogX(T(1) - a) - (T(1) - a) * p.log_one_minus_b;
+  }
+}
+
+// ElementwiseGrad is dD(a, b(z)) / dz. The a / b factor of every a log b
+// term is written as a * q, finite even when b underflows.
+template <typename T, Divergence D>
+T ElementwiseGrad(T a, const Pred<T>& p) {
+  if constexpr (D == Divergence::kPoisson) {
+    return p.bq - a * p.q;
+  } else if constexpr (D == Divergence::kGeneralizedKl) {
+    return -a * p.q;
+  } else if constexpr (D == Divergence::kMse) {
+    return T(2) * (p.b - a) * p.bq;
+  } else {
+    return -a * p.q + (T(1) - a) * p.bq_over_one_minus_b;
+  }
+}
+
+// DivergenceDelta is D(a, b) - D(0, b), formed without cancellation of the
+// shared terms (used to swap a target column's baseline term).
+template <typename T, Divergence D>
+T DivergenceDelta(T a, const Pred<T>& p) {
+  if constexpr (D == Divergence::kPoisson) {
+    return XLogX(a) - a * p.log_b - a;
+  } else if constexpr (D == Divergence::kGeneralizedKl) {
+    return XLogX(a) - a * p.log_b;
+  } else if constexpr (D == Divergence::kMse) {
+    return a * (a - T(2) * p.b);
+  } else {
+    return XLogX(a) + XLogX(T(1) - a) - a * p.log_b + a * p.log_one_minus_b;
+  }
+}
+
+// SoftmaxPred builds the prediction for one softmax column from b = lambda p
+// and log b (the softmax family needs no q: see SoftmaxBg).
+template <typename T, Divergence D>
+Pred<T> SoftmaxPred(T b, T log_b) {
+  Pred<T> p{};
+  p.b = b;
+  p.log_b = log_b;
+  if constexpr (D == Divergence::kBce) {
+    p.bq = b;  // so that bq / (1 - b) = b / (1 - b)
+    FillBceFromB(&p);
+  }
+  return p;
+}
+
+// SoftmaxBgDelta is SoftmaxBg(a, p) - SoftmaxBg(0, p).
+template <typename T, Divergence D>
+T SoftmaxBgDelta(T a, const Pred<T>& p) {
+  if constexpr (D == Divergence::kPoisson || D == Divergence::kGeneralizedKl) {
+    return -a;
+  } else if constexpr (D == Divergence::kMse) {
+    return T(-2) * p.b * a;
+  } else {
+    return -a - a * p.bq_over_one_minus_b;
+  }
+}
+
+// SoftmaxBg is b dD/db for the softmax family (dD/dz_k = bg_k - p_k BG).
+template <typename T, Divergence D>
+T SoftmaxBg(T a, const Pred<T>& p) {
+  if constexpr (D == Divergence::kPoisson) {
+    return p.b - a;
+  } else if constexpr (D == Divergence::kGeneralizedKl) {
+    return -a;
+  } else if constexpr (D == Divergence::kMse) {
+    return T(2) * p.b * (p.b - a);
+  } else {
+    return -a + (T(1) - a) * p.bq_over_one_minus_b;
+  }
+}
+
+// --- float fast path: GCC/Clang generic vectors of 16 floats (one AVX-512
+// register, two AVX2 or four SSE registers; the compiler lowers them to what
+// the target has). The double path is the plain-loop reference.
+
+using F16 = float __attribute__((vector_size(64)));
+using I16 = int32_t __attribute__((vector_size(64)));
+constexpr int kWidth = 16;
+
+inline F16 Load16(const float* p) {
+  F16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void Store16(float* p, F16 v) { std::memcpy(p, &v, sizeof(v)); }
+
+// ExpFast16 is ExpFast on 16 lanes (the same operations).
+inline F16 ExpFast16(F16 x) {
+  x = x < -87.3f ? F16{} - 87.3f : x;
+  x = x > 88.3f ? F16{} + 88.3f : x;
+  constexpr float kShifter = 0x1.8p23f;
+  const F16 shifted = x * 1.44269504088896341f + kShifter;
+  const F16 n = shifted - kShifter;
+  const I16 ni = std::bit_cast<I16>(shifted) - std::bit_cast<int32_t>(kShifter);
+  F16 r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  F16 p = F16{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  return p * std::bit_cast<F16>((ni + 127) << 23);
+}
+
+// BceRatio is b / (1 - b), or 0 where 1 - b < kBceFloor (see FillBceFromB).
+inline float BceRatio(float b) {
+  const float omb = 1.0f - b;
+  return omb >= std::numeric_limits<float>::epsilon() ? b / omb : 0.0f;
+}
+inline double BceRatio(double b) {
+  const double omb = 1.0 - b;
+  return omb >= std::numeric_limits<double>::epsilon() ? b / omb : 0.0;
+}
+
+using F8 = float __attribute__((vector_size(32)));
+using F4 = float __attribute__((vector_size(16)));
+
+// HSum adds the 16 lanes as a fixed pairwise tree, in registers.
+inline float HSum(F16 v) {
+  const F8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+               __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const F4 b =
+      __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  return (b[0] + b[2]) + (b[1] + b[3]);
+}
+
+// HMax is HSum for the maximum.
+inline float HMax(F16 v) {
+  const F8 lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+  const F8 hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const F8 a = hi > lo ? hi : lo;
+  const F4 a_lo = __builtin_shufflevector(a, a, 0, 1, 2, 3);
+  const F4 a_hi = __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  const F4 b = a_hi > a_lo ? a_hi : a_lo;
+  const float c0 = b[2] > b[0] ? b[2] : b[0], c1 = b[3] > b[1] ? b[3] : b[1];
+  return c1 > c0 ? c1 : c0;
+}
+
+// RowMaxFinite returns max(z[0..n)) in *out_max and whether every entry is
+// finite (z - z is 0 for finite z and NaN for inf or NaN).
+[[gnu::always_inline]] inline bool RowMaxFinite(const float* z, int64_t n, float* out_max) {
+  F16 m = F16{} - std::numeric_limits<float>::infinity();
+  F16 f = F16{};
+  int64_t k = 0;
+  for (; k + kWidth <= n; k += kWidth) {
+    const F16 v = Load16(z + k);
+    m = v > m ? v : m;
+    f += v - v;
+  }
+  float mt = HMax(m), ft = HSum(f);
+  for (; k < n; ++k) {
+    mt = z[k] > mt ? z[k] : mt;
+    ft += z[k] - z[k];
+  }
+  *out_max = mt;
+  return ft == 0.0f;
+}
+inline bool RowMaxFinite(const double* z, int64_t n, double* out_max) {
+  double m = -std::numeric_limits<double>::infinity(), f = 0.0;
+  for (int64_t k = 0; k < n; ++k) {
+    m = z[k] > m ? z[k] : m;
+    f += z[k] - z[k];
+  }
+  *out_max = m;
+  return f == 0.0;
+}
+
+// ExpSum returns sum_k exp(z_k - shift) and, when kStore, stores the terms
+// in e[0..n).
+//
+// `ahead` (may be null) is a row that will be processed later, at the same
+// offset from z and e as the next batch: one cache line of its logits (and,
+// with kStore, of its gradient, for writing) is prefetched per 16 lanes, so
+// the next row streams in from memory while this row's exponentials are
+// computed (the first pass over a row is otherwise a bare memory stall).
+template <bool kStore>
+[[gnu::always_inline]] inline float ExpSum(const float* z, float shift, int64_t n, float* e,
+                                           int64_t ahead) {
+  F16 s = F16{};
+  int64_t k = 0;
+  for (; k + kWidth <= n; k += kWidth) {
+    if (ahead != 0) {
+      __builtin_prefetch(z + ahead + k, 0, 3);
+      if constexpr (kStore) __builtin_prefetch(e + ahead + k, 1, 3);
+    }
+    const F16 v = ExpFast16(Load16(z + k) - shift);
+    if constexpr (kStore) Store16(e + k, v);
+    s += v;
+  }
+  float t = HSum(s);
+  for (; k < n; ++k) {
+    const float v = ExpFast(z[k] - shift);
+    if constexpr (kStore) e[k] = v;
+    t += v;
+  }
+  return t;
+}
+template <bool kStore>
+double ExpSum(const double* z, double shift, int64_t n, double* e, int64_t /*ahead*/) {
+  double t = 0.0;
+  for (int64_t k = 0; k < n; ++k) {
+    const double v = std::exp(z[k] - shift);
+    if constexpr (kStore) e[k] = v;
+    t += v;
+  }
+  return t;
+}
+
+// ExpSquareSum returns sum_k e_k^2 with e_k = e[k] (kStored) or
+// exp(z_k - shift).
+template <bool kStored>
+float ExpSquareSum(const float* z, float shift, const float* e, int64_t n) {
+  F16 s = F16{};
+  int64_t k = 0;
+  for (; k + kWidth <= n; k += kWidth) {
+    const F16 v = kStored ? Load16(e + k) : ExpFast16(Load16(z + k) - shift);
+    s += v * v;
+  }
+  float t = HSum(s);
+  for (; k < n; ++k) {
+    const float v = kStored ? e[k] : ExpFast(z[k] - shift);
+    t += v * v;
+  }
+  return t;
+}
+template <bool kStored>
+double ExpSquareSum(const double* z, double shift, const double* e, int64_t n) {
+  double t = 0.0;
+  for (int64_t k = 0; k < n; ++k) {
+    const double v = kStored ? e[k] : std::exp(z[k] - shift);
+    t += v * v;
+  }
+  return t;
+}
+
+// LogOfSum16 is log(s) on 16 lanes for softmax normalisers s >= 1: Cephes
+// logf (S. Moshier, Cephes Math Library 2.2, logf.c), relative error
+// ~ 1e-7: s = m 2^e with m in [sqrt(1/2), sqrt(2)), degree-8 polynomial in
+// m - 1. Branch-free: m -> 2m - 1, e -> e - 1 where m < sqrt(1/2), else
+// m -> m - 1; both exact (Sterbenz).
+inline F16 LogOfSum16(F16 s) {
+  const I16 bits = std::bit_cast<I16>(s);
+  const F16 m0 = std::bit_cast<F16>((bits & 0x007fffff) | 0x3f000000);  // [0.5, 1)
+  const I16 small = m0 < 0.707106781186547524f;                         // -1 or 0
+  const I16 e = ((bits >> 23) & 0xff) - 126 + small;
+  const F16 m = (m0 - 1.0f) + std::bit_cast<F16>(std::bit_cast<I16>(m0) & small);
+  const F16 z = m * m;
+  F16 y = F16{} + 7.0376836292e-2f;
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z;
+  const F16 fe = __builtin_convertvector(e, F16);
+  y += -2.12194440e-4f * fe;
+  y += -0.5f * z;
+  return m + y + 0.693359375f * fe;
+}
+
+// LogBatch sets out[i] = log(in[i]) for i < 16 (in[i] >= 1). The log of a
+// softmax normaliser enters a row's loss linearly (see SoftmaxBatch), so it is
+// taken for 16 rows at once, off the rows' critical paths.
+inline void LogBatch(const double* in, float /*tag*/, double* out) {
+  float f[kWidth];
+  for (int i = 0; i < kWidth; ++i) f[i] = static_cast<float>(in[i]);
+  const F16 l = LogOfSum16(Load16(f));
+  for (int i = 0; i < kWidth; ++i) out[i] = static_cast<double>(l[i]);
+}
+inline void LogBatch(const double* in, double /*tag*/, double* out) {
+  for (int i = 0; i < kWidth; ++i) out[i] = std::log(in[i]);
+}
+
+// RowInputs is what one row computation sees.
+template <typename T>
+struct RowInputs {
+  const T* raw;            // the row's raw outputs (cols)
+  const T* dense;          // the row's dense targets (V) or null
+  const int32_t* sp_cols;  // the row's sparse entries or null
+  const T* sp_vals;
+  int64_t nnz;
+  int64_t v;        // targets per row
+  int32_t exclude;  // excluded column or -1
+  T c, log_c;       // row scale
+  T gw;             // gradient weight: row weight x reduction scale
+  T* grad;          // the row's gradient (cols) or null
+};
+
+// RowOutcome is a row's unweighted loss sum_j D = loss + log_coef *
+// log(log_arg) (softmax rows defer the log of their normaliser) and whether
+// the row was finite.
+struct RowOutcome {
+  double loss = 0.0;
+  double log_arg = 1.0;
+  double log_coef = 0.0;
+  bool finite = true;
+};
+
+// WriteMode says whether a softmax row writes its gradient (in place over
+// the exponentials it stored there in pass 2) or computes the loss only.
+// (Recomputing the exponentials in the last pass and writing the gradient
+// with non-temporal stores, as a large memcpy does, measured ~1.7x slower:
+// the kernel is bound by exp throughput once the next rows are prefetched.)
+enum class WriteMode { kNone, kInPlace };
+
+// SoftmaxState is one softmax row between the passes of SoftmaxBatch.
+template <typename T>
+struct SoftmaxState {
+  const T* z;  // the row's logits (after the rate column)
+  T* g;        // the row's logit gradient or null
+  bool finite;
+  T zmax, lambda, log_lambda, q_lambda, sum, inv, b_scale, e_x, big_g;
+  double loss, log_coef;
+};
+
+// SoftmaxBatch handles kSoftmax and the rate x softmax parametrizations for
+// n <= kWidth rows. It runs pass by pass over the rows (all maxima, then all
+// exponential sums, ...), so the long dependency chains of different rows
+// (max -> exp -> sum -> 1/sum -> gradient) overlap in the out-of-order core;
+// the caller sizes n so the batch's rows stay in L1/L2 between passes.
+template <typename T, Divergence D, bool kDense, WriteMode M>
+void SoftmaxBatch(const RowInputs<T>* in, int n, Parametrization param, RowOutcome* out) {
+  constexpr bool kStoreE = M == WriteMode::kInPlace;
+  const bool has_rate = HasRateColumn(param);
+  const int off = has_rate ? 1 : 0;
+  // Rows are contiguous: the same row of the next batch is n rows ahead.
+  // Only rows of at least kPrefetchMinBytes are prefetched by hand; shorter
+  // ones are left to the hardware prefetcher.
+  const int64_t cols = RawColumns(param, in[0].v);
+  const int64_t prefetch_ahead =
+      cols * static_cast<int64_t>(sizeof(T)) >= kPrefetchMinBytes ? n * cols : 0;
+  SoftmaxState<T> st[kWidth];
+
+  // Pass 1: maxima and finiteness (first read of the row from memory).
+  for (int i = 0; i < n; ++i) {
+    SoftmaxState<T>& s = st[i];
+    s.z = in[i].raw + off;
+    s.g = M != WriteMode::kNone ? in[i].grad + off : nullptr;
+    s.finite = RowMaxFinite(s.z, in[i].v, &s.zmax) && (!has_rate || std::isfinite(in[i].raw[0]));
+    out[i] = RowOutcome{};
+    out[i].finite = s.finite;
+  }
+
+  // Pass 2: total rate lambda = c r(z_rate), log lambda, q_lambda =
+  // dlog r / dz_rate; exponential sums (stored in the gradient row when
+  // kStoreE).
+  for (int i = 0; i < n; ++i) {
+    SoftmaxState<T>& s = st[i];
+    if (!s.finite) continue;
+    const RowInputs<T>& r = in[i];
+    s.lambda = r.c;
+    s.log_lambda = r.log_c;
+    s.q_lambda = T(0);
+    if (param == Parametrization::kLogRateSoftmax) {
+      const T zr = std::min(r.raw[0], kMaxExpArg<T>);
+      s.lambda = r.c * std::exp(zr);
+      s.log_lambda = r.log_c + zr;
+      s.q_lambda = r.raw[0] > kMaxExpArg<T> ? T(0) : T(1);
+    } else if (param == Parametrization::kSoftplusRateSoftmax) {
+      s.lambda = r.c * Softplus(r.raw[0]);
+      s.log_lambda = r.log_c + LogSoftplus(r.raw[0]);
+      s.q_lambda = SigmoidOverSoftplus(r.raw[0]);
+    }
+    s.sum = ExpSum<kStoreE>(s.z, s.zmax, r.v, s.g, prefetch_ahead);
+  }
+
+  // Pass 3: the loss and BG = sum_{k != x} bg_k.
+  for (int i = 0; i < n; ++i) {
+    SoftmaxState<T>& s = st[i];
+    if (!s.finite) continue;
+    const RowInputs<T>& r = in[i];
+    const int64_t v = r.v;
+    const int32_t x = r.exclude;
+    s.inv = T(1) / s.sum;
+    s.b_scale = s.lambda * s.inv;  // b_k = b_scale * e_k
+    auto e_at = [&](int64_t k) -> T {
+      if constexpr (kStoreE) {
+        return s.g[k];
+      } else {
+        return ExpFast(s.z[k] - s.zmax);
+      }
+    };
+    // log b_k = log lambda + (z_k - zmax) - log(sum): the last term is left
+    // out here and added once per row as A log(sum), A = sum_{k != x} a_k
+    // (every divergence but MSE is linear in log b with coefficient -a).
+    auto pred_at = [&](int64_t k, T e) {
+      return SoftmaxPred<T, D>(s.b_scale * e, s.log_lambda + (s.z[k] - s.zmax));
+    };
+    s.e_x = x >= 0 ? e_at(x) : T(0);
+    double loss = 0.0, log_coef = 0.0;
+    T big_g = T(0);
+    if constexpr (kDense) {
+      for (int64_t k = 0; k < v; ++k) {
+        if (k == x) continue;
+        const Pred<T> p = pred_at(k, e_at(k));
+        const T a = r.dense[k];
+        loss += DivergenceValue<T, D>(a, p);
+        big_g += SoftmaxBg<T, D>(a, p);
+        log_coef += a;
+      }
+    } else {
+      // Baseline: every column k != x with a = 0.
+      if constexpr (D == Divergence::kPoisson) {
+        // sum_{k != x} b_k = lambda (sum - e_x) / sum.
+        big_g = s.b_scale * (s.sum - s.e_x);
+        loss = big_g;
+      } else if constexpr (D == Divergence::kMse) {
+        const T sq = ExpSquareSum<kStoreE>(s.z, s.zmax, s.g, v) - s.e_x * s.e_x;
+        loss = s.b_scale * s.b_scale * sq;  // sum b^2
+        big_g = T(2) * s.b_scale * s.b_scale * sq;
+      } else if constexpr (D == Divergence::kBce) {
+        for (int64_t k = 0; k < v; ++k) {
+          if (k == x) continue;
+          const Pred<T> p = pred_at(k, e_at(k));
+          loss -= p.log_one_minus_b;
+          big_g += p.bq_over_one_minus_b;
+        }
+      }
+      // Target columns: swap the a = 0 term for the a term.
+      for (int64_t t = 0; t < r.nnz; ++t) {
+        const int32_t k = r.sp_cols[t];
+        if (k == x) continue;
+        const T a = r.sp_vals[t];
+        const Pred<T> p = pred_at(k, e_at(k));
+        loss += DivergenceDelta<T, D>(a, p);
+        big_g += SoftmaxBgDelta<T, D>(a, p);
+        log_coef += a;
+      }
+    }
+    s.big_g = big_g;
+    out[i].loss = loss;
+    if constexpr (D != Divergence::kMse) {
+      out[i].log_arg = s.sum;
+      out[i].log_coef = log_coef;
+    }
+  }
+  if constexpr (M == WriteMode::kNone) return;
+
+  // Pass 4: the gradient, dL/dz_k = gw (bg_k - p_k BG), dL/dz_x = -gw p_x BG,
+  // dL/dz_rate = gw BG q_lambda.
+  for (int i = 0; i < n; ++i) {
+    SoftmaxState<T>& s = st[i];
+    if (!s.finite) continue;
+    const RowInputs<T>& r = in[i];
+    const int64_t v = r.v;
+    const int32_t x = r.exclude;
+    const T gw = r.gw, inv = s.inv, big_g = s.big_g, b_scale = s.b_scale;
+    T* g = s.g;
+    auto pred_at = [&](int64_t k, T e) {
+      return SoftmaxPred<T, D>(b_scale * e, s.log_lambda + (s.z[k] - s.zmax));
+    };
+    if constexpr (kDense) {
+      for (int64_t k = 0; k < v; ++k) {
+        const T e = kStoreE ? g[k] : ExpFast(s.z[k] - s.zmax);
+        const Pred<T> p = pred_at(k, e);
+        g[k] = gw * (SoftmaxBg<T, D>(r.dense[k], p) - inv * e * big_g);
+      }
+    } else {
+      // Bulk gradient, every column as if a = 0: gw (bg_0(b_k) - p_k BG).
+      const T coef_p = -gw * inv * big_g;  // times e_k
+      const T alpha = gw * T(2) * b_scale * b_scale;
+      const T poisson_coef = gw * b_scale + coef_p;
+      auto bulk = [&](T e) -> T {
+        if constexpr (D == Divergence::kPoisson) {
+          return e * poisson_coef;
+        } else if constexpr (D == Divergence::kGeneralizedKl) {
+          return e * coef_p;
+        } else if constexpr (D == Divergence::kMse) {
+          return e * (alpha * e + coef_p);
+        } else {
+          return gw * BceRatio(b_scale * e) + coef_p * e;
+        }
+      };
+      for (int64_t k = 0; k < v; ++k) g[k] = bulk(g[k]);
+      // Target columns (e recomputed: g was overwritten).
+      for (int64_t t = 0; t < r.nnz; ++t) {
+        const int32_t k = r.sp_cols[t];
+        if (k == x) continue;
+        const T e = ExpFast(s.z[k] - s.zmax);
+        const Pred<T> p = pred_at(k, e);
+        g[k] = gw * (SoftmaxBg<T, D>(r.sp_vals[t], p) - inv * e * big_g);
+      }
+    }
+    if (x >= 0) g[x] = -gw * inv * s.e_x * big_g;
+    if (has_rate) r.grad[0] = gw * big_g * s.q_lambda;
+  }
+}
+
+// ElementwiseRow handles softplus, exp and sigmoid: one pass, sorted sparse
+// targets merged in.
+template <typename T, Parametrization P, Divergence D, bool kDense>
+RowOutcome ElementwiseRow(const RowInputs<T>& in) {
+  RowOutcome out;
+  T unused;
+  if (!RowMaxFinite(in.raw, in.v, &unused)) {
+    out.finite = false;
+    return out;
+  }
+  constexpr bool kBce = D == Divergence::kBce;
+  double loss = 0.0;
+  int64_t next = 0;  // next sparse entry
+  for (int64_t k = 0; k < in.v; ++k) {
+    T a = T(0);
+    if constexpr (kDense) {
+      a = in.dense[k];
+    } else {
+      if (next < in.nnz && in.sp_cols[next] == k) a = in.sp_vals[next++];
+    }
+    if (k == in.exclude) {
+      if (in.grad != nullptr) in.grad[k] = T(0);
+      continue;
+    }
+    const Pred<T> p = EvalElementwise<T, P, kBce>(in.raw[k], in.c, in.log_c);
+    loss += DivergenceValue<T, D>(a, p);
+    if (in.grad != nullptr) in.grad[k] = in.gw * ElementwiseGrad<T, D>(a, p);
+  }
+  out.loss = loss;
+  return out;
+}
+
+// RowFn computes a batch of n <= kWidth rows; chosen once per call.
+template <typename T>
+using RowFn = void (*)(const RowInputs<T>*, int, Parametrization, RowOutcome*);
+
+template <typename T, Parametrization P, Divergence D, bool kDense>
+void ElementwiseAdapter(const RowInputs<T>* in, int n, Parametrization, RowOutcome* out) {
+  for (int i = 0; i < n; ++i) out[i] = ElementwiseRow<T, P, D, kDense>(in[i]);
+}
+
+template <typename T, Divergence D, bool kDense>
+RowFn<T> PickForDivergence(Parametrization p, WriteMode mode) {
+  switch (p) {
+    case Parametrization::kSoftmax:
+    case Parametrization::kLogRateSoftmax:
+    case Parametrization::kSoftplusRateSoftmax:
+      switch (mode) {
+        case WriteMode::kNone:
+          return &SoftmaxBatch<T, D, kDense, WriteMode::kNone>;
+        case WriteMode::kInPlace:
+          return &SoftmaxBatch<T, D, kDense, WriteMode::kInPlace>;
+      }
+      return nullptr;
+    case Parametrization::kSoftplus:
+      return &ElementwiseAdapter<T, Parametrization::kSoftplus, D, kDense>;
+    case Parametrization::kExp:
+      return &ElementwiseAdapter<T, Parametrization::kExp, D, kDense>;
+    case Parametrization::kSigmoid:
+      return &ElementwiseAdapter<T, Parametrization::kSigmoid, D, kDense>;
+  }
+  return nullptr;
+}
+
+template <typename T, bool kDense>
+RowFn<T> PickRowFn(Parametrization p, Divergence d, WriteMode mode) {
+  switch (d) {
+    case Divergence::kPoisson:
+      return PickForDivergence<T, Divergence::kPoisson, kDense>(p, mode);
+    case Divergence::kBce:
+      return PickForDivergence<T, Divergence::kBce, kDense>(p, mode);
+    case Divergence::kMse:
+      return PickForDivergence<T, Divergence::kMse, kDense>(p, mode);
+    case Divergence::kGeneralizedKl:
+      return PickForDivergence<T, Divergence::kGeneralizedKl, kDense>(p, mode);
+  }
+  return nullptr;
+}
+
+// Partial is the reduction state of a run of row blocks.
+struct Partial {
+  double sum = 0.0;
+  int64_t first_nonfinite_row = -1;
+};
+
+template <typename T>
+LossResult Run(const LossArgs<T>& args) {
+  LossResult result;
+  const int64_t rows = args.rows, v = args.targets_per_row;
+  const int64_t cols = RawColumns(args.parametrization, v);
+  if (rows <= 0) return result;
+  int64_t active = rows;
+  if (args.row_mask != nullptr) {
+    active = 0;
+    for (int64_t r = 0; r < rows; ++r) active += args.row_mask[r] != 0 ? 1 : 0;
+  }
+  result.active_rows = active;
+  const T reduction_scale =
+      args.reduction == Reduction::kMean && active > 0 ? T(1) / static_cast<T>(active) : T(1);
+  const bool dense = args.dense_targets != nullptr;
+  const bool store = args.grad != nullptr;
+  const WriteMode mode = store ? WriteMode::kInPlace : WriteMode::kNone;
+  const RowFn<T> fn = dense ? PickRowFn<T, true>(args.parametrization, args.divergence, mode)
+                            : PickRowFn<T, false>(args.parametrization, args.divergence, mode);
+  const int64_t grain = std::max<int64_t>(1, kBlockElements / std::max<int64_t>(cols, 1));
+
+  // Rows per batch: up to kWidth, as many as keep ~kBatchBytes of logits in
+  // cache between the passes of a softmax batch.
+  const int batch = static_cast<int>(
+      std::clamp<int64_t>(kBatchBytes / (cols * static_cast<int64_t>(sizeof(T))), 1, kWidth));
+  auto body = [&](const tbb::blocked_range<int64_t>& range, Partial partial) {
+    RowInputs<T> in[kWidth];
+    RowOutcome outcome[kWidth];
+    int64_t row_of[kWidth];
+    double weight[kWidth], log_arg[kWidth], logs[kWidth];
+    for (int64_t r0 = range.begin(); r0 < range.end(); r0 += batch) {
+      const int64_t r1 = std::min<int64_t>(r0 + batch, range.end());
+      int n = 0;
+      for (int64_t r = r0; r < r1; ++r) {
+        T* grad_row = store ? args.grad + r * cols : nullptr;
+        const T w = args.row_weights != nullptr ? args.row_weights[r] : T(1);
+        if ((args.row_mask != nullptr && args.row_mask[r] == 0) || w == T(0)) {
+          if (store) std::memset(grad_row, 0, sizeof(T) * static_cast<size_t>(cols));
+          if (args.row_loss != nullptr) args.row_loss[r] = T(0);
+          continue;
+        }
+        RowInputs<T>& x = in[n];
+        x.raw = args.raw + r * cols;
+        x.dense = dense ? args.dense_targets + r * v : nullptr;
+        if (!dense) {
+          const int64_t begin = args.sparse_row_offsets[r];
+          x.sp_cols = args.sparse_cols + begin;
+          x.sp_vals = args.sparse_values + begin;
+          x.nnz = args.sparse_row_offsets[r + 1] - begin;
+        } else {
+          x.sp_cols = nullptr;
+          x.sp_vals = nullptr;
+          x.nnz = 0;
+        }
+        x.v = v;
+        x.exclude = args.excluded_cols != nullptr ? args.excluded_cols[r] : -1;
+        x.c = args.row_scales != nullptr ? args.row_scales[r] : T(1);
+        x.log_c = args.row_scales != nullptr ? std::log(x.c) : T(0);
+        x.gw = w * reduction_scale;
+        x.grad = grad_row;
+        weight[n] = static_cast<double>(w);
+        row_of[n] = r;
+        ++n;
+      }
+      if (n == 0) continue;
+      fn(in, n, args.parametrization, outcome);
+      for (int i = 0; i < kWidth; ++i) {
+        log_arg[i] = i < n && outcome[i].finite ? outcome[i].log_arg : 1.0;
+      }
+      // The deferred log(sum) terms of all rows of the batch at once.
+      LogBatch(log_arg, T(0), logs);
+      for (int i = 0; i < n; ++i) {
+        const int64_t r = row_of[i];
+        double row_loss = 0.0;
+        if (outcome[i].finite) {
+          row_loss = weight[i] * (outcome[i].loss + outcome[i].log_coef * logs[i]);
+          partial.sum += row_loss;
+        } else {
+          if (store) std::memset(in[i].grad, 0, sizeof(T) * static_cast<size_t>(cols));
+          if (partial.first_nonfinite_row < 0) partial.first_nonfinite_row = r;
+        }
+        if (args.row_loss != nullptr) args.row_loss[r] = static_cast<T>(row_loss);
+      }
+    }
+    return partial;
+  };
+  auto join = [](Partial a, const Partial& b) {
+    a.sum += b.sum;
+    if (a.first_nonfinite_row < 0) a.first_nonfinite_row = b.first_nonfinite_row;
+    return a;
+  };
+  // Deterministic: leaves are fixed by (rows, grain) and joined in a fixed
+  // left-to-right tree, whatever the number of threads.
+  const Partial total = tbb::parallel_deterministic_reduce(
+      tbb::blocked_range<int64_t>(0, rows, static_cast<size_t>(grain)), Partial{}, body, join);
+  result.sum = total.sum;
+  result.mean = active > 0 ? total.sum / static_cast<double>(active) : 0.0;
+  result.first_nonfinite_row = total.first_nonfinite_row;
+  return result;
+}
+
+}  // namespace
+
+LossResult FusedLossCpu(const LossArgs<float>& args) { return Run(args); }
+LossResult FusedLossCpu(const LossArgs<double>& args) { return Run(args); }
+
+}  // namespace jumpflow::kernels
