@@ -10,6 +10,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "jumpflow/detail/format.h"
 #include "absl/strings/str_split.h"
 
 namespace jumpflow {
@@ -17,18 +18,7 @@ namespace {
 
 double Clamp01(double x) { return std::isnan(x) ? 0.0 : std::clamp(x, 0.0, 1.0); }
 
-// FormatNumber prints the shortest decimal that parses back to `x`, so that
-// MakeScheduler(s->Name()) rebuilds exactly s (absl::StrCat keeps only 6
-// significant digits).
-std::string FormatNumber(double x) {
-  char buffer[40];
-  for (int precision = 6; precision <= 17; ++precision) {
-    std::snprintf(buffer, sizeof(buffer), "%.*g", precision, x);
-    double back = 0;
-    if (absl::SimpleAtod(buffer, &back) && back == x) break;
-  }
-  return buffer;
-}
+using detail::FormatShortest;
 
 // Bisection for a nonincreasing f on [0, 1]: smallest t with f(t) <= u.
 template <typename F>
@@ -57,7 +47,7 @@ class Linear final : public Scheduler {
 class Polynomial final : public Scheduler {
  public:
   explicit Polynomial(double n) : n_(n) {}
-  std::string Name() const override { return absl::StrCat("poly:", FormatNumber(n_)); }
+  std::string Name() const override { return absl::StrCat("poly:", FormatShortest(n_)); }
   double Kappa(double t) const override { return std::pow(Clamp01(t), n_); }
   double KappaDerivative(double t) const override {
     t = Clamp01(t);
@@ -108,7 +98,7 @@ class Beta final : public Scheduler {
   Beta(double a, double b)
       : a_(a), b_(b), log_beta_(std::lgamma(a) + std::lgamma(b) - std::lgamma(a + b)) {}
   std::string Name() const override {
-    return absl::StrCat("beta:", FormatNumber(a_), ",", FormatNumber(b_));
+    return absl::StrCat("beta:", FormatShortest(a_), ",", FormatShortest(b_));
   }
   double Kappa(double t) const override { return RegularizedIncompleteBeta(a_, b_, Clamp01(t)); }
   double KappaDerivative(double t) const override {

@@ -9,23 +9,14 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "jumpflow/detail/format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 namespace jumpflow {
 namespace {
 
-// FormatNumber prints the shortest decimal that parses back to `x`, so
-// Name() specs round-trip exactly.
-std::string FormatNumber(double x) {
-  char buffer[40];
-  for (int precision = 6; precision <= 17; ++precision) {
-    std::snprintf(buffer, sizeof(buffer), "%.*g", precision, x);
-    double back = 0;
-    if (absl::SimpleAtod(buffer, &back) && back == x) break;
-  }
-  return buffer;
-}
+using detail::FormatShortest;
 
 absl::StatusOr<double> ParseNumber(absl::string_view spec, absl::string_view text) {
   double v = 0;
@@ -91,7 +82,7 @@ class BetaDist final : public TimeDistribution {
  public:
   BetaDist(double a, double b) : a_(a), b_(b), log_beta_(LogBetaFunction(a, b)) {}
   std::string Name() const override {
-    return absl::StrCat("beta:", FormatNumber(a_), ",", FormatNumber(b_));
+    return absl::StrCat("beta:", FormatShortest(a_), ",", FormatShortest(b_));
   }
   double Sample(PhiloxStream& rng) const override {
     return std::clamp(BetaInverseCdf(a_, b_, rng.Uniform(), log_beta_), 0.0, 1.0);
@@ -111,7 +102,7 @@ class LogitNormal final : public TimeDistribution {
  public:
   LogitNormal(double mu, double sigma) : mu_(mu), sigma_(sigma) {}
   std::string Name() const override {
-    return absl::StrCat("logitnormal:", FormatNumber(mu_), ",", FormatNumber(sigma_));
+    return absl::StrCat("logitnormal:", FormatShortest(mu_), ",", FormatShortest(sigma_));
   }
   double Sample(PhiloxStream& rng) const override {
     const double z = mu_ + sigma_ * rng.Normal();
@@ -144,7 +135,7 @@ class Mixture final : public TimeDistribution {
   std::string Name() const override {
     std::string s = "mix:";
     for (size_t i = 0; i < components_.size(); ++i) {
-      absl::StrAppend(&s, i == 0 ? "" : "+", FormatNumber(weights_[i]), "*",
+      absl::StrAppend(&s, i == 0 ? "" : "+", FormatShortest(weights_[i]), "*",
                       components_[i]->Name());
     }
     return s;
@@ -177,7 +168,7 @@ class ConstantWeight final : public TimeWeight {
  public:
   explicit ConstantWeight(double c) : c_(c) {}
   std::string Name() const override {
-    return c_ == 1.0 ? "constant" : absl::StrCat("constant:", FormatNumber(c_));
+    return c_ == 1.0 ? "constant" : absl::StrCat("constant:", FormatShortest(c_));
   }
   double Weight(double) const override { return c_; }
 
