@@ -2,6 +2,7 @@
 #include "kernels/backend.h"
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda/cuda_api.h"
 
 namespace jumpflow::kernels {
 
@@ -10,6 +11,10 @@ absl::StatusOr<Backend> ParseBackend(absl::string_view name) {
   if (name == "cuda") return Backend::kCuda;
   return absl::InvalidArgumentError(
       absl::StrCat("unknown device '", name, "' (expected cpu or cuda)"));
+}
+
+Backend PointerBackend(const void* p) {
+  return p != nullptr && cuda_internal::IsDevicePointer(p) ? Backend::kCuda : Backend::kCpu;
 }
 
 absl::Status CheckBackendAvailable(Backend backend) {

@@ -10,6 +10,7 @@
 // Example:
 //   JUMPFLOW_ASSIGN_OR_RETURN(Backend b, ParseBackend(flag_value));
 //   JUMPFLOW_RETURN_IF_ERROR(CheckBackendAvailable(b));
+//   Backend where = PointerBackend(logits);  // kCuda for device memory
 #ifndef JUMPFLOW_KERNELS_BACKEND_H_
 #define JUMPFLOW_KERNELS_BACKEND_H_
 
@@ -29,9 +30,17 @@ absl::StatusOr<Backend> ParseBackend(absl::string_view name);
 // CudaCompiled says whether this build contains the CUDA backend.
 bool CudaCompiled();
 
-// CudaDeviceCount returns the number of usable CUDA devices: 0 when the
-// backend was not built, no driver is loaded or no GPU is present.
+// CudaDeviceCount returns the number of usable CUDA devices (asked once per
+// process, then cached): 0 when the backend was not built, no driver is
+// loaded or no GPU is present.
 int CudaDeviceCount();
+
+// PointerBackend returns Backend::kCuda when `p` points to CUDA device (or
+// managed) memory and Backend::kCpu otherwise (host memory, null, or a build
+// or machine without CUDA). The dispatching kernel overloads
+// (kernels/loss.h, kernels/sample_step.h, kernels/gillespie.h) use it on
+// their main input.
+Backend PointerBackend(const void* p);
 
 // CheckBackendAvailable returns OK when `backend` can run here, otherwise
 // FailedPrecondition saying why (not compiled in, or no device).

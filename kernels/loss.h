@@ -12,7 +12,8 @@
 // dL/dz for every raw output, with no [rows x V] intermediate other than the
 // gradient buffer itself.
 //
-// Layout (all arrays compact, row-major, host memory for Backend::kCpu):
+// Layout (all arrays compact, row-major; host memory for Backend::kCpu, all
+// device or all host memory for Backend::kCuda):
 //   raw      [rows x RawColumns(p, V)]  component j of row r is raw[r * cols + j]
 //   grad     [rows x RawColumns(p, V)]  same layout as raw
 //   dense    [rows x V]                 target a_j of row r is dense[r * V + j]
@@ -64,9 +65,12 @@
 // Determinism: rows are processed in fixed blocks whose size depends only on
 // the shape, and block sums are combined in a fixed tree
 // (tbb::parallel_deterministic_reduce), so results are bitwise identical for
-// every thread count. The float path uses its own exp/log polynomials
-// (Cephes, ~1e-7 relative); float results agree with the double path to
-// ~1e-5 relative (tested).
+// every thread count (CPU backend; the CUDA backend is deterministic run to
+// run on one device, but reduces in its own order: FusedLoss below). The
+// float path uses its own exp/log polynomials (detail::ExpEvF and Cephes
+// logf, ~1.5e-7 relative); float results agree with the double path to
+// ~1e-5 relative (tested). Large float gradients (>= 16 MiB, rows <= 32 KiB)
+// are written with non-temporal stores, so they are not in cache afterwards.
 //
 // Example (DFM: softmax over V tokens, one-hot sparse targets, no rate to
 // stay at the current token):
@@ -87,102 +91,10 @@
 
 #include "absl/status/statusor.h"
 #include "kernels/backend.h"
+#include "kernels/loss_args.h"
+#include "kernels/parametrization.h"
 
 namespace jumpflow::kernels {
-
-// Parametrization maps a row of raw outputs to V multipliers (file comment).
-enum class Parametrization : uint8_t {
-  kSoftmax = 0,
-  kSoftplus = 1,
-  kExp = 2,
-  kSigmoid = 3,
-  kLogRateSoftmax = 4,
-  kSoftplusRateSoftmax = 5,
-};
-
-// Divergence is the per-component Bregman divergence D(a, b) (file comment).
-enum class Divergence : uint8_t {
-  kPoisson = 0,
-  kBce = 1,
-  kMse = 2,
-  kGeneralizedKl = 3,
-};
-
-// Reduction says whether a call returns (and differentiates) the sum over
-// rows or the mean over unmasked rows.
-enum class Reduction : uint8_t { kSum = 0, kMean = 1 };
-
-// kMaxExpArg bounds the argument of exp() in the kExp and kLogRateSoftmax
-// parametrizations (float: 80, exp(80) ~ 5.5e34 < FLT_MAX; double: 700), so
-// multipliers stay finite; above it the multiplier is constant in z.
-template <typename T>
-constexpr T kMaxExpArg = sizeof(T) == 4 ? T(80) : T(700);
-
-// HasRateColumn is true for the total-rate x softmax parametrizations.
-constexpr bool HasRateColumn(Parametrization p) {
-  return p == Parametrization::kLogRateSoftmax || p == Parametrization::kSoftplusRateSoftmax;
-}
-
-// IsSoftmaxFamily is true when the V multipliers of a row share a softmax.
-constexpr bool IsSoftmaxFamily(Parametrization p) {
-  return p == Parametrization::kSoftmax || HasRateColumn(p);
-}
-
-// RawColumns returns the number of raw outputs per row for V multipliers:
-// V, or V + 1 with a rate column.
-constexpr int64_t RawColumns(Parametrization p, int64_t targets_per_row) {
-  return targets_per_row + (HasRateColumn(p) ? 1 : 0);
-}
-
-// LossArgs names every input and output of one fused loss call. Pointers
-// marked optional may be null. Sizes are in elements; V = targets_per_row,
-// cols = RawColumns(parametrization, V). Exactly one of dense_targets and
-// the sparse triple (sparse_row_offsets, sparse_cols, sparse_values) is set.
-// The kernel trusts its inputs (shapes, target ranges, column indices):
-// jumpflow/losses.h validates them and returns absl::Status errors.
-template <typename T>
-struct LossArgs {
-  Parametrization parametrization = Parametrization::kSoftmax;
-  Divergence divergence = Divergence::kPoisson;
-  Reduction reduction = Reduction::kSum;
-  int64_t rows = 0;
-  int64_t targets_per_row = 0;
-  // raw outputs, [rows x cols].
-  const T* raw = nullptr;
-  // dense targets, [rows x V].
-  const T* dense_targets = nullptr;
-  // sparse targets: offsets [rows + 1], cols and values [offsets[rows]].
-  const int64_t* sparse_row_offsets = nullptr;
-  const int32_t* sparse_cols = nullptr;
-  const T* sparse_values = nullptr;
-  // optional per-row loss weight >= 0, [rows] (default 1).
-  const T* row_weights = nullptr;
-  // optional per-row multiplier scale c > 0, [rows] (default 1).
-  const T* row_scales = nullptr;
-  // optional per-row mask, [rows]; rows with mask 0 contribute nothing and
-  // get a zero gradient (default: all rows).
-  const uint8_t* row_mask = nullptr;
-  // optional per-row excluded column in [0, V) or -1 for none, [rows].
-  const int32_t* excluded_cols = nullptr;
-  // optional output: dL/draw, [rows x cols] (null: loss only).
-  T* grad = nullptr;
-  // optional output: weight_r * sum_j D for each row (before the mean's
-  // 1 / active_rows), [rows].
-  T* row_loss = nullptr;
-};
-
-// LossResult is the reduced loss of one call.
-struct LossResult {
-  // sum over unmasked rows of weight_r * sum_j D(a_j, mhat_j).
-  double sum = 0.0;
-  // sum / active_rows (0 when no row is active).
-  double mean = 0.0;
-  // number of unmasked rows.
-  int64_t active_rows = 0;
-  // smallest row whose raw outputs contain NaN or inf, or -1. When >= 0 the
-  // loss and gradient are not meaningful (that row was skipped).
-  int64_t first_nonfinite_row = -1;
-};
 
 // FusedLossCpu runs the CPU backend (oneTBB over fixed row blocks). The
 // gradient written is that of `sum` (Reduction::kSum) or `mean`
@@ -190,10 +102,18 @@ struct LossResult {
 LossResult FusedLossCpu(const LossArgs<float>& args);
 LossResult FusedLossCpu(const LossArgs<double>& args);
 
-// FusedLoss dispatches to `backend`: kCpu always works; kCuda returns
-// FailedPrecondition when the CUDA backend is not available and
-// Unimplemented until the CUDA loss kernel exists (issue 7).
+// FusedLoss runs `backend`. kCpu needs host pointers. kCuda takes
+// all-device pointers (used in place, on args.cuda_stream) or all-host
+// pointers (copied to the device and back); FailedPrecondition when CUDA is
+// not compiled in or no GPU is present, InvalidArgument for mixed memory.
+// The CUDA kernel computes the same formulas in float with its own
+// reduction order: results agree with FusedLossCpu to ~1e-5 relative
+// (loss, row losses, gradients relative to their row's scale), not bitwise.
 absl::StatusOr<LossResult> FusedLoss(Backend backend, const LossArgs<float>& args);
+
+// FusedLoss without a backend dispatches on where args.raw lives: CUDA for
+// device (or managed) memory, CPU for host memory.
+absl::StatusOr<LossResult> FusedLoss(const LossArgs<float>& args);
 
 }  // namespace jumpflow::kernels
 

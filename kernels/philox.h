@@ -157,6 +157,8 @@ enum RandomPurpose : uint32_t {
   kPurposeSource = 6,
   kPurposeSampler = 7,
   kPurposeInit = 8,
+  kPurposeSampleStep = 9,  // fused event kernels (kernels/sample_step.h)
+  kPurposeGillespie = 10,  // fused Gillespie selection (kernels/gillespie.h)
   kPurposeUser = 1000,
 };
 

@@ -17,6 +17,7 @@
 #include "jumpflow/samplers/sampler.h"
 #include "jumpflow/scheduler.h"
 #include "jumpflow/status_macros.h"
+#include "kernels/backend.h"
 #include "sequences/file_util.h"
 
 namespace jumpflow::cli {
@@ -60,7 +61,26 @@ absl::StatusOr<std::unique_ptr<RateModel>> BuildModel(const std::string& spec, O
   return LoadRateModelCheckpoint(spec);
 }
 
+// CheckDevice handles --device: cpu runs everything on the host; cuda is an
+// error (one line, naming the reason) when this build has no CUDA backend or
+// no GPU is present, and otherwise too: the samplers here move host
+// RateOutputs of host rate models, and the CUDA event kernels
+// (kernels/sample_step.h, kernels/gillespie.h) take device-resident logits,
+// which no model of `jumpflow sample` produces yet. Never a silent fallback.
+absl::Status CheckDevice(const std::string& value) {
+  JUMPFLOW_ASSIGN_OR_RETURN(const kernels::Backend device, kernels::ParseBackend(value));
+  if (device == kernels::Backend::kCpu) return absl::OkStatus();
+  const absl::Status available = kernels::CheckBackendAvailable(device);
+  if (!available.ok()) {
+    return absl::Status(available.code(), absl::StrCat("--device cuda: ", available.message()));
+  }
+  return absl::UnimplementedError(
+      "--device cuda: the rate models of jumpflow sample (the oracle, CPU checkpoints) produce "
+      "host multipliers; the CUDA event kernels need device-resident logits (use --device cpu)");
+}
+
 absl::Status SampleCommand(const FlagSet& flags) {
+  JUMPFLOW_RETURN_IF_ERROR(CheckDevice(flags.Get("device")));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t num, flags.GetInt("num", 1));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t steps, flags.GetInt("steps", 1));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t seed, flags.GetInt("seed", 0));
@@ -205,6 +225,9 @@ int RunSample(int argc, char** argv) {
   flags.Add("seed", "1", "random seed (samples are reproducible for any --threads)");
   flags.Add("threads", "0", "worker threads (0 = all cores)");
   flags.Add("batch", "1024", "most sequences per model evaluation");
+  flags.Add("device", "cpu",
+            "where the kernels run: cpu, or cuda (an error unless this build has the CUDA "
+            "backend and a GPU is present)");
   flags.Add("out", "", "write the samples here, one per line");
   flags.Add("show", "10", "with --out, also print this many samples");
   if (auto s = flags.Parse(argc, argv); !s.ok()) return ReportError("sample", s);

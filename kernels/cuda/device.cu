@@ -8,12 +8,16 @@ namespace jumpflow::kernels {
 bool CudaCompiled() { return true; }
 
 int CudaDeviceCount() {
-  int count = 0;
-  // No driver or no device both mean "no usable GPU"; clear the sticky error.
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
+  // Asked once per process (the dispatchers ask on every call).
+  static const int count = [] {
+    int n = 0;
+    // No driver or no device both mean "no usable GPU"; clear the error.
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    return n;
+  }();
   return count;
 }
 

@@ -372,10 +372,11 @@ TEST(LossesBadInputTest, UnavailableBackendIsAnError) {
   LossSpec spec;
   spec.backend = kernels::Backend::kCuda;
   const absl::Status status = RunLoss(spec, s.Dense());
-  EXPECT_FALSE(status.ok());
-  EXPECT_TRUE(status.code() == absl::StatusCode::kFailedPrecondition ||
-              status.code() == absl::StatusCode::kUnimplemented)
-      << status;
+  if (kernels::CudaDeviceCount() > 0) {  // issue 7: the CUDA loss kernel runs (host pointers)
+    EXPECT_TRUE(status.ok()) << status;
+    return;
+  }
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
 }
 
 // --- helpers and variants -------------------------------------------------

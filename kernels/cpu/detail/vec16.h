@@ -1,0 +1,94 @@
+// @brief 16-lane float vectors for the CPU kernels (GCC/Clang generic
+// vectors: one AVX-512 register, two AVX2 or four SSE registers) and the
+// vector twin of detail::ExpEvF. CPU-only, private to kernels/cpu/.
+//
+// Example:
+//   F16 e = ExpEv16(Load16(z + k) - (F16{} + zmax));  // == ExpEvF lane by lane
+#ifndef JUMPFLOW_KERNELS_CPU_DETAIL_VEC16_H_
+#define JUMPFLOW_KERNELS_CPU_DETAIL_VEC16_H_
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/detail/fast_math.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace jumpflow::kernels::detail {
+
+using F16 = float __attribute__((vector_size(64)));
+using I16 = int32_t __attribute__((vector_size(64)));
+constexpr int kWidth = 16;
+
+inline F16 Load16(const float* p) {
+  F16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// LoadPartial16 loads p[0..n) (n < 16) and zeros the other lanes.
+inline F16 LoadPartial16(const float* p, int n) {
+#if defined(__AVX512F__)
+  const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1u);
+  return std::bit_cast<F16>(_mm512_maskz_loadu_ps(mask, p));
+#else
+  F16 v = F16{};
+  float buf[kWidth] = {};
+  std::memcpy(buf, p, sizeof(float) * static_cast<size_t>(n));
+  std::memcpy(&v, buf, sizeof(v));
+  return v;
+#endif
+}
+
+// GCC 12 warns about the undefined pass-through operand inside the AVX-512
+// intrinsic headers (a known false positive, GCC PR 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// ExpEv16 is detail::ExpEvF on 16 lanes, bit for bit: AVX-512 round-to-
+// nearest-even (= the shifter trick), explicit FMAs, scalef (= the exponent
+// bits, the result being normal or correctly rounded subnormal either way).
+// Without AVX-512 it calls the scalar function per lane (correct, slower).
+inline F16 ExpEv16(F16 x) {
+#if defined(__AVX512F__)
+  __m512 xv = _mm512_max_ps(std::bit_cast<__m512>(x), _mm512_set1_ps(detail::kExpEvMin));
+  const __m512 t = _mm512_mul_ps(xv, _mm512_set1_ps(1.44269504088896341f));
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-detail::kExpEvLn2Hi), xv);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(-detail::kExpEvLn2Lo), r);
+  __m512 p = _mm512_set1_ps(detail::kExpEvC5);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(detail::kExpEvC4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(detail::kExpEvC3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(detail::kExpEvC2));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(detail::kExpEvC1));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return std::bit_cast<F16>(_mm512_scalef_ps(p, n));
+#else
+  F16 out;
+  for (int l = 0; l < kWidth; ++l) out[l] = detail::ExpEvF(x[l]);
+  return out;
+#endif
+}
+
+#pragma GCC diagnostic pop
+
+// HMax is the max of the 16 lanes (exact in any order): a shuffle tree.
+inline float HMax(F16 v) {
+  using F8 = float __attribute__((vector_size(32)));
+  using F4 = float __attribute__((vector_size(16)));
+  const F8 lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+  const F8 hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  const F8 a = hi > lo ? hi : lo;
+  const F4 a_lo = __builtin_shufflevector(a, a, 0, 1, 2, 3);
+  const F4 a_hi = __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  const F4 b = a_hi > a_lo ? a_hi : a_lo;
+  const float c0 = b[2] > b[0] ? b[2] : b[0], c1 = b[3] > b[1] ? b[3] : b[1];
+  return c1 > c0 ? c1 : c0;
+}
+
+}  // namespace jumpflow::kernels::detail
+
+#endif  // JUMPFLOW_KERNELS_CPU_DETAIL_VEC16_H_

@@ -1,0 +1,345 @@
+// @brief CUDA backend of the fused event kernels (kernels/sample_step.h,
+// kernels/gillespie.h): one warp per row runs the canonical chunked online
+// scan of kernels/detail/event_math.h (thread j = lane j, eight elements of
+// each 256-element chunk, the next chunk loaded while the current one is
+// reduced), then lane 0 finishes the row with the same scalar code as the
+// CPU backend. Gillespie adds one warp per sequence for the segmented sum
+// and the event choice.
+//
+// Compiled with --fmad=false (kernels/CMakeLists.txt): together with the
+// explicit FMAs of detail::ExpEvF this makes every result bit-identical to
+// the CPU backend.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/cuda/cuda_api.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/detail/event_math.h"
+
+namespace jumpflow::kernels::cuda_internal {
+namespace {
+
+using detail::kChunk;
+using detail::kLanes;
+using detail::kPerLane;
+using detail::RowScan;
+
+constexpr int kWarpsPerBlock = 8;
+
+// WarpScanRow runs the canonical scan of z[0..v) (excluded x) with the
+// calling warp and leaves the result in *scan (shared memory, one per warp)
+// for every lane to read after the __syncwarp at its end.
+__device__ void WarpScanRow(const float* z, int64_t v, int32_t x, RowScan* scan) {
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  bool fin = true;
+  float cur[kPerLane], nxt[kPerLane];
+  float cur_max = detail::LaneChunkLoad(z, v, 0, lane, cur, &fin);
+  float s = 0.0f, m = detail::NegInfF();
+  for (int64_t base = 0; base < v; base += kChunk) {
+    float nxt_max = detail::NegInfF();
+    const bool more = base + kChunk < v;
+    if (more) nxt_max = detail::LaneChunkLoad(z, v, base + kChunk, lane, nxt, &fin);
+    const float cmax = WarpMax(cur_max);
+    if (cmax > m) {
+      s = detail::MulF(s, detail::ChunkRescale(m, cmax));
+      m = cmax;
+    }
+    detail::LaneChunkAccumulate(cur, v, base, lane, x, m, &s);
+    if (more) {
+#pragma unroll
+      for (int i = 0; i < kPerLane; ++i) cur[i] = nxt[i];
+      cur_max = nxt_max;
+    }
+  }
+  const bool all_finite = __all_sync(kFullMask, fin) != 0;
+  scan->lane[lane] = s;
+  if (lane == 0) {
+    scan->zmax = m;
+    scan->finite = all_finite;
+  }
+  __syncwarp();
+}
+
+// RowRateOf finishes a scanned row on lane 0; false when not finite.
+__device__ bool RowRateOf(Parametrization p, const float* raw_row, int64_t v, int32_t x, float c,
+                          const RowScan& scan, double* rate, double* s_excl) {
+  const bool finite = scan.finite && (!HasRateColumn(p) || detail::IsFiniteF(raw_row[0]));
+  *rate = 0.0;
+  *s_excl = 0.0;
+  if (!finite) return false;
+  *rate = detail::ScanRowRate(p, raw_row, v, x, c, scan, s_excl);
+  return true;
+}
+
+// SequenceOf: the last b with offsets[b] <= r (upper bound - 1).
+__device__ int64_t SequenceOf(const int64_t* offsets, int64_t num_sequences, int64_t r) {
+  int64_t lo = 0, hi = num_sequences + 1;  // first index with offsets[i] > r in [lo, hi)
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (offsets[mid] <= r) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo - 1;
+}
+
+struct Counters {
+  unsigned long long events;
+  unsigned long long first_nonfinite;  // all ones = none
+};
+
+__global__ void SampleStepKernel(SampleStepArgs a, Counters* counters) {
+  __shared__ RowScan scans[kWarpsPerBlock];
+  const int warp = static_cast<int>(threadIdx.x >> 5);
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
+  if (r >= a.rows) return;  // whole warp
+  const int64_t v = a.vocab;
+  const int64_t cols = RawColumns(a.parametrization, v);
+  const float* raw_row = a.raw + r * cols;
+  const int32_t x = a.tokens != nullptr ? a.tokens[r] : -1;
+  RowScan* scan = &scans[warp];
+  WarpScanRow(raw_row + (HasRateColumn(a.parametrization) ? 1 : 0), v, x, scan);
+  if (lane != 0) return;
+  const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
+  double rate = 0.0, s_excl = 0.0;
+  uint8_t jumped = 0;
+  int32_t token = x;
+  if (!RowRateOf(a.parametrization, raw_row, v, x, c, *scan, &rate, &s_excl)) {
+    AtomicMinRow(&counters->first_nonfinite, r);
+  } else {
+    const int64_t b = SequenceOf(a.offsets, a.num_sequences, r);
+    const double p =
+        detail::JumpProbabilityOf(a.jump == JumpProbability::kExponential, rate, a.fire[b]);
+    if (p > 0.0) {
+      const uint32_t seq = a.sequence_ids != nullptr
+                               ? a.sequence_ids[b]
+                               : a.first_sequence_id + static_cast<uint32_t>(b);
+      const uint32_t step = a.steps != nullptr ? a.steps[b] : a.step;
+      const detail::EventUniforms u = detail::KeyedUniforms(
+          a.seed, seq, a.stream, step, static_cast<uint32_t>(r - a.offsets[b]));
+      if (u.first < p) {
+        const float* z = raw_row + (HasRateColumn(a.parametrization) ? 1 : 0);
+        const int32_t t = detail::SelectToken(z, v, x, *scan, s_excl, u.second);
+        if (t >= 0) {
+          jumped = 1;
+          token = t;
+          atomicAdd(&counters->events, 1ull);
+        }
+      }
+    }
+  }
+  a.jumped[r] = jumped;
+  a.new_token[r] = token;
+  if (a.row_rate != nullptr) a.row_rate[r] = rate;
+}
+
+__global__ void GillespieRowsKernel(GillespieArgs a, Counters* counters) {
+  __shared__ RowScan scans[kWarpsPerBlock];
+  const int warp = static_cast<int>(threadIdx.x >> 5);
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
+  if (r >= a.rows) return;
+  const int64_t v = a.vocab;
+  const int64_t cols = RawColumns(a.parametrization, v);
+  const float* raw_row = a.raw + r * cols;
+  const int32_t x = a.tokens != nullptr ? a.tokens[r] : -1;
+  RowScan* scan = &scans[warp];
+  WarpScanRow(raw_row + (HasRateColumn(a.parametrization) ? 1 : 0), v, x, scan);
+  if (lane != 0) return;
+  const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
+  double rate = 0.0, s_excl = 0.0;
+  if (!RowRateOf(a.parametrization, raw_row, v, x, c, *scan, &rate, &s_excl)) {
+    AtomicMinRow(&counters->first_nonfinite, r);
+  }
+  a.row_rate[r] = rate;
+}
+
+__global__ void GillespieSelectKernel(GillespieArgs a, Counters* counters) {
+  __shared__ RowScan scans[kWarpsPerBlock];
+  const int warp = static_cast<int>(threadIdx.x >> 5);
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const int64_t b = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
+  if (b >= a.num_sequences) return;
+  const int64_t begin = a.offsets[b], end = a.offsets[b + 1];
+  // Lane 0: the sequential total and the row choice.
+  int64_t row = -1;
+  double u_token = 0.0;
+  if (lane == 0) {
+    double sum = 0.0;
+    for (int64_t r = begin; r < end; ++r) sum += a.row_rate[r];
+    a.total[b] = sum;
+    a.event_position[b] = -1;
+    a.event_token[b] = -1;
+    if (sum > 0.0) {
+      const uint32_t seq = a.sequence_ids != nullptr
+                               ? a.sequence_ids[b]
+                               : a.first_sequence_id + static_cast<uint32_t>(b);
+      const uint32_t step = a.steps != nullptr ? a.steps[b] : a.step;
+      const detail::EventUniforms u = detail::KeyedUniforms(a.seed, seq, a.stream, step, 0);
+      row = detail::SelectRow(a.row_rate + begin, end - begin, sum, u.first);
+      u_token = u.second;
+    }
+  }
+  row = static_cast<int64_t>(__shfl_sync(kFullMask, static_cast<long long>(row), 0));
+  if (row < 0) return;  // whole warp
+  u_token = __shfl_sync(kFullMask, u_token, 0);
+  const int64_t r = begin + row;
+  const int64_t v = a.vocab;
+  const int64_t cols = RawColumns(a.parametrization, v);
+  const float* raw_row = a.raw + r * cols;
+  const float* z = raw_row + (HasRateColumn(a.parametrization) ? 1 : 0);
+  const int32_t x = a.tokens != nullptr ? a.tokens[r] : -1;
+  RowScan* scan = &scans[warp];
+  WarpScanRow(z, v, x, scan);
+  if (lane != 0) return;
+  const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
+  double rate = 0.0, s_excl = 0.0;
+  RowRateOf(a.parametrization, raw_row, v, x, c, *scan, &rate, &s_excl);
+  const int32_t t = detail::SelectToken(z, v, x, *scan, s_excl, u_token);
+  if (t < 0) return;
+  a.event_position[b] = static_cast<int32_t>(row);
+  a.event_token[b] = t;
+  atomicAdd(&counters->events, 1ull);
+}
+
+unsigned BlocksFor(int64_t n) {
+  return static_cast<unsigned>((n + kWarpsPerBlock - 1) / kWarpsPerBlock);
+}
+
+// ReadCounters copies the counters back and synchronises the stream.
+std::string ReadCounters(const Counters* d, cudaStream_t stream, Counters* h) {
+  JUMPFLOW_CUDA_TRY(cudaMemcpyAsync(h, d, sizeof(Counters), cudaMemcpyDeviceToHost, stream));
+  JUMPFLOW_CUDA_TRY(cudaStreamSynchronize(stream));
+  return {};
+}
+
+}  // namespace
+
+bool IsDevicePointer(const void* p) {
+  if (p == nullptr) return false;
+  cudaPointerAttributes attr;
+  if (cudaPointerGetAttributes(&attr, p) != cudaSuccess) {
+    cudaGetLastError();  // clear: no driver / no device means "host"
+    return false;
+  }
+  return attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged;
+}
+
+std::string SampleStepCuda(const SampleStepArgs& args, bool host, SampleStepResult* result) {
+  *result = SampleStepResult{};
+  if (args.rows <= 0) return {};
+  cudaStream_t stream = static_cast<cudaStream_t>(args.cuda_stream);
+  const size_t nr = static_cast<size_t>(args.rows);
+  const size_t nb = static_cast<size_t>(args.num_sequences);
+  const size_t n_raw = nr * static_cast<size_t>(RawColumns(args.parametrization, args.vocab));
+  Staged<float> raw(stream), scales(stream);
+  Staged<int64_t> offsets(stream);
+  Staged<int32_t> tokens(stream), new_token(stream);
+  Staged<double> fire(stream), row_rate(stream);
+  Staged<uint32_t> ids(stream), steps(stream);
+  Staged<uint8_t> jumped(stream);
+  JUMPFLOW_STAGE(raw.Input(args.raw, n_raw, host));
+  JUMPFLOW_STAGE(offsets.Input(args.offsets, nb + 1, host));
+  JUMPFLOW_STAGE(tokens.Input(args.tokens, nr, host));
+  JUMPFLOW_STAGE(scales.Input(args.row_scales, nr, host));
+  JUMPFLOW_STAGE(fire.Input(args.fire, nb, host));
+  JUMPFLOW_STAGE(ids.Input(args.sequence_ids, nb, host));
+  JUMPFLOW_STAGE(steps.Input(args.steps, nb, host));
+  JUMPFLOW_STAGE(jumped.Output(args.jumped, nr, host));
+  JUMPFLOW_STAGE(new_token.Output(args.new_token, nr, host));
+  JUMPFLOW_STAGE(row_rate.Output(args.row_rate, nr, host));
+  DeviceBuffer<Counters> counters(stream);
+  JUMPFLOW_CUDA_TRY(counters.Allocate(1));
+  const Counters init{0ull, ~0ull};
+  JUMPFLOW_CUDA_TRY(
+      cudaMemcpyAsync(counters.get(), &init, sizeof(init), cudaMemcpyHostToDevice, stream));
+
+  SampleStepArgs d = args;
+  d.raw = raw.get();
+  d.offsets = offsets.get();
+  d.tokens = tokens.get();
+  d.row_scales = scales.get();
+  d.fire = fire.get();
+  d.sequence_ids = ids.get();
+  d.steps = steps.get();
+  d.jumped = jumped.get();
+  d.new_token = new_token.get();
+  d.row_rate = row_rate.get();
+  SampleStepKernel<<<BlocksFor(args.rows), 32 * kWarpsPerBlock, 0, stream>>>(d, counters.get());
+  JUMPFLOW_CUDA_TRY_LAUNCH("SampleStepKernel");
+  JUMPFLOW_STAGE(jumped.CopyBack());
+  JUMPFLOW_STAGE(new_token.CopyBack());
+  JUMPFLOW_STAGE(row_rate.CopyBack());
+  Counters h{};
+  JUMPFLOW_STAGE(ReadCounters(counters.get(), stream, &h));
+  result->jumps = static_cast<int64_t>(h.events);
+  result->first_nonfinite_row =
+      h.first_nonfinite == ~0ull ? -1 : static_cast<int64_t>(h.first_nonfinite);
+  return {};
+}
+
+std::string GillespieCuda(const GillespieArgs& args, bool host, GillespieResult* result) {
+  *result = GillespieResult{};
+  if (args.num_sequences <= 0) return {};
+  cudaStream_t stream = static_cast<cudaStream_t>(args.cuda_stream);
+  const size_t nr = static_cast<size_t>(args.rows);
+  const size_t nb = static_cast<size_t>(args.num_sequences);
+  const size_t n_raw = nr * static_cast<size_t>(RawColumns(args.parametrization, args.vocab));
+  Staged<float> raw(stream), scales(stream);
+  Staged<int64_t> offsets(stream);
+  Staged<int32_t> tokens(stream), position(stream), token(stream);
+  Staged<double> row_rate(stream), total(stream);
+  Staged<uint32_t> ids(stream), steps(stream);
+  JUMPFLOW_STAGE(raw.Input(args.raw, n_raw, host));
+  JUMPFLOW_STAGE(offsets.Input(args.offsets, nb + 1, host));
+  JUMPFLOW_STAGE(tokens.Input(args.tokens, nr, host));
+  JUMPFLOW_STAGE(scales.Input(args.row_scales, nr, host));
+  JUMPFLOW_STAGE(ids.Input(args.sequence_ids, nb, host));
+  JUMPFLOW_STAGE(steps.Input(args.steps, nb, host));
+  JUMPFLOW_STAGE(row_rate.Output(args.row_rate, nr, host));
+  JUMPFLOW_STAGE(total.Output(args.total, nb, host));
+  JUMPFLOW_STAGE(position.Output(args.event_position, nb, host));
+  JUMPFLOW_STAGE(token.Output(args.event_token, nb, host));
+  DeviceBuffer<Counters> counters(stream);
+  JUMPFLOW_CUDA_TRY(counters.Allocate(1));
+  const Counters init{0ull, ~0ull};
+  JUMPFLOW_CUDA_TRY(
+      cudaMemcpyAsync(counters.get(), &init, sizeof(init), cudaMemcpyHostToDevice, stream));
+
+  GillespieArgs d = args;
+  d.raw = raw.get();
+  d.offsets = offsets.get();
+  d.tokens = tokens.get();
+  d.row_scales = scales.get();
+  d.sequence_ids = ids.get();
+  d.steps = steps.get();
+  d.row_rate = row_rate.get();
+  d.total = total.get();
+  d.event_position = position.get();
+  d.event_token = token.get();
+  if (args.rows > 0) {
+    GillespieRowsKernel<<<BlocksFor(args.rows), 32 * kWarpsPerBlock, 0, stream>>>(d,
+                                                                                  counters.get());
+    JUMPFLOW_CUDA_TRY_LAUNCH("GillespieRowsKernel");
+  }
+  GillespieSelectKernel<<<BlocksFor(args.num_sequences), 32 * kWarpsPerBlock, 0, stream>>>(
+      d, counters.get());
+  JUMPFLOW_CUDA_TRY_LAUNCH("GillespieSelectKernel");
+  JUMPFLOW_STAGE(row_rate.CopyBack());
+  JUMPFLOW_STAGE(total.CopyBack());
+  JUMPFLOW_STAGE(position.CopyBack());
+  JUMPFLOW_STAGE(token.CopyBack());
+  Counters h{};
+  JUMPFLOW_STAGE(ReadCounters(counters.get(), stream, &h));
+  result->events = static_cast<int64_t>(h.events);
+  result->first_nonfinite_row =
+      h.first_nonfinite == ~0ull ? -1 : static_cast<int64_t>(h.first_nonfinite);
+  return {};
+}
+
+}  // namespace jumpflow::kernels::cuda_internal

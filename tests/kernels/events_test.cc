@@ -1,0 +1,614 @@
+// @brief Tests of the fused event kernels (kernels/sample_step.h,
+// kernels/gillespie.h) on the CPU backend: exact equality with a
+// straightforward reference of the documented canonical algorithm written
+// here (same uniforms -> same events, same rates bit for bit), the host
+// emulation of the CUDA warp scan, token / row / jump distributions by
+// chi-square and binomial tests at stated levels, thread-count independence,
+// non-finite rows, validation and dispatch; plus the deterministic math of
+// kernels/detail/fast_math.h against libm.
+#include <gtest/gtest.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/detail/event_math.h"
+#include "kernels/detail/fast_math.h"
+#include "kernels/gillespie.h"
+#include "kernels/sample_step.h"
+#include "tests/kernels/backend_compare.h"
+#include "tests/kernels/event_problem.h"
+
+namespace jumpflow::kernels {
+namespace {
+
+using detail::MulD;
+using detail::MulF;
+using testing::Batch;
+using testing::ExpectSameBits;
+using testing::GArgs;
+using testing::GillespieOut;
+using testing::MakeBatch;
+using testing::StepArgs;
+using testing::StepOut;
+
+// --- deterministic math vs libm ----------------------------------------------
+
+TEST(FastMathTest, ExpEvMatchesLibmOnTheSoftmaxRange) {
+  double worst = 0.0;
+  for (int i = 0; i <= 200000; ++i) {
+    const float x = -87.0f * static_cast<float>(i) / 200000.0f;
+    const double ref = std::exp(static_cast<double>(x));
+    worst = std::max(worst, std::fabs(detail::ExpEvF(x) - ref) / ref);
+  }
+  EXPECT_LT(worst, 3e-7);
+  EXPECT_GT(detail::ExpEvF(-1e30f), 0.0f);  // clamped, never 0
+  EXPECT_EQ(detail::ExpEvF(0.0f), 1.0f);
+}
+
+TEST(FastMathTest, CephesExpLogSoftplusMatchLibm) {
+  double we = 0.0, wl = 0.0, ws = 0.0, wp = 0.0;
+  for (int i = 0; i <= 20000; ++i) {
+    const float x = -80.0f + 160.0f * static_cast<float>(i) / 20000.0f;
+    const double e = std::exp(static_cast<double>(x));
+    we = std::max(we, std::fabs(detail::ExpF(x) - e) / e);
+    const double sp = std::log1p(std::exp(static_cast<double>(x)));
+    ws = std::max(ws, std::fabs(detail::SoftplusF(x) - sp) / sp);
+    const float y = std::ldexp(1.0f + static_cast<float>(i) / 20000.0f, i % 60 - 30);
+    wl = std::max(wl, std::fabs(detail::LogF(y) - std::log(static_cast<double>(y))) /
+                          std::max(1.0, std::fabs(std::log(static_cast<double>(y)))));
+    const float t = std::ldexp(static_cast<float>(i + 1) / 20001.0f, -(i % 40));
+    wp = std::max(wp, std::fabs(detail::Log1pF(t) - std::log1p(static_cast<double>(t))) /
+                          std::log1p(static_cast<double>(t)));
+  }
+  EXPECT_LT(we, 3e-7);
+  EXPECT_LT(wl, 3e-7);
+  EXPECT_LT(ws, 1e-6);
+  EXPECT_LT(wp, 1e-6);
+}
+
+TEST(FastMathTest, OneMinusExpNegMatchesExpm1) {
+  double worst = 0.0;
+  for (int i = 1; i <= 100000; ++i) {
+    const double x = std::ldexp(static_cast<double>(i) / 100000.0, i % 70 - 60);
+    const double ref = -std::expm1(-x);
+    worst = std::max(worst, std::fabs(detail::OneMinusExpNeg(x) - ref) / ref);
+  }
+  EXPECT_LT(worst, 1e-14);
+  EXPECT_EQ(detail::OneMinusExpNeg(0.0), 0.0);
+  EXPECT_EQ(detail::OneMinusExpNeg(1000.0), 1.0);
+}
+
+// --- the reference: the documented canonical algorithm, written plainly -------
+// (kernels/detail/event_math.h file comment). Products that feed an addition
+// go through MulF / MulD so this file's compiler cannot fuse them; the
+// exponentials are the shared deterministic ExpEvF / ExpF / SoftplusF.
+
+struct RefRow {
+  float lane[32];
+  float zmax;
+  double s_excl;
+  double rate;
+};
+
+RefRow RefScanRow(const Batch& bt, int64_t r, int32_t x, float c) {
+  const float* raw = bt.raw.data() + r * bt.cols;
+  const float* z = raw + (HasRateColumn(bt.param) ? 1 : 0);
+  RefRow out{};
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t base = 0; base < bt.v; base += 256) {
+    const int64_t end = std::min<int64_t>(base + 256, bt.v);
+    float cmax = -std::numeric_limits<float>::infinity();
+    for (int64_t k = base; k < end; ++k) cmax = std::max(cmax, z[k]);
+    if (cmax > m) {
+      const float f = detail::ExpEvF(m - cmax);
+      for (float& s : out.lane) s = MulF(s, f);
+      m = cmax;
+    }
+    for (int64_t k = base; k < end; ++k) {
+      if (k != x) out.lane[k % 32] += detail::ExpEvF(z[k] - m);
+    }
+  }
+  out.zmax = m;
+  double t[16];
+  for (int j = 0; j < 16; ++j) t[j] = static_cast<double>(out.lane[j]) + out.lane[j + 16];
+  for (int w = 8; w >= 1; w /= 2) {
+    for (int j = 0; j < w; ++j) t[j] += t[j + w];
+  }
+  out.s_excl = t[0];
+  float lambda = c;
+  if (bt.param == Parametrization::kLogRateSoftmax) {
+    lambda = MulF(c, detail::ExpF(std::min(raw[0], 80.0f)));
+  } else if (bt.param == Parametrization::kSoftplusRateSoftmax) {
+    lambda = MulF(c, detail::SoftplusF(raw[0]));
+  }
+  const float e_x = x >= 0 ? detail::ExpEvF(z[x] - m) : 0.0f;
+  out.rate = out.s_excl > 0.0 ? MulD(lambda, out.s_excl) / (out.s_excl + e_x) : 0.0;
+  return out;
+}
+
+// RefSelect is the two-level inverse CDF with uniform u.
+int32_t RefSelect(const Batch& bt, int64_t r, int32_t x, const RefRow& row, double u) {
+  const float* z = bt.raw.data() + r * bt.cols + (HasRateColumn(bt.param) ? 1 : 0);
+  const double target = MulD(u, row.s_excl);
+  double c = 0.0, rem = 1e300;
+  int lane = -1;
+  for (int j = 0; j < 32; ++j) {
+    if (!(row.lane[j] > 0.0f)) continue;
+    if (target < c + row.lane[j]) {
+      lane = j;
+      rem = target - c;
+      break;
+    }
+    c += row.lane[j];
+    lane = j;
+  }
+  if (lane < 0) return -1;
+  int32_t last = -1;
+  for (int64_t k = lane; k < bt.v; k += 32) {
+    if (k == x) continue;
+    const double e = detail::ExpEvF(z[k] - row.zmax);
+    last = static_cast<int32_t>(k);
+    if (rem < e) return last;
+    rem -= e;
+  }
+  return last;
+}
+
+// RefSampleStep applies the reference to every row.
+void RefSampleStep(const SampleStepArgs& a, const Batch& bt, StepOut* out) {
+  const size_t rows = static_cast<size_t>(bt.rows());
+  out->jumped.assign(rows, 0);
+  out->token.assign(rows, -1);
+  out->rate.assign(rows, 0.0);
+  out->result = SampleStepResult{};
+  for (int64_t b = 0; b < bt.sequences(); ++b) {
+    for (int64_t r = bt.offsets[b]; r < bt.offsets[b + 1]; ++r) {
+      const int32_t x = a.tokens != nullptr ? a.tokens[r] : -1;
+      const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
+      const RefRow row = RefScanRow(bt, r, x, c);
+      out->rate[r] = row.rate;
+      out->token[r] = x;
+      const double m = MulD(row.rate, a.fire[b]);
+      const double p =
+          a.jump == JumpProbability::kLinear ? std::clamp(m, 0.0, 1.0) : detail::OneMinusExpNeg(m);
+      if (!(p > 0.0)) continue;
+      const Philox4x32 blk = PhiloxDraw(a.seed, a.sequence_ids[b], a.stream, a.steps[b],
+                                        static_cast<uint32_t>(r - bt.offsets[b]));
+      const double u1 = Uniform01(blk.v[0], blk.v[1]), u2 = Uniform01(blk.v[2], blk.v[3]);
+      if (u1 < p) {
+        const int32_t t = RefSelect(bt, r, x, row, u2);
+        if (t >= 0) {
+          out->jumped[r] = 1;
+          out->token[r] = t;
+          ++out->result.jumps;
+        }
+      }
+    }
+  }
+}
+
+// --- exact equality with the reference -----------------------------------------
+
+TEST(SampleStepTest, MatchesReferenceBitForBit) {
+  uint64_t seed = 11;
+  const Parametrization params[] = {Parametrization::kSoftmax, Parametrization::kLogRateSoftmax,
+                                    Parametrization::kSoftplusRateSoftmax};
+  // Widths: one partial vector, exact vectors, chunk + tail, several chunks.
+  for (int64_t v : {5, 32, 37, 256, 300, 1100}) {
+    for (Parametrization p : params) {
+      for (JumpProbability jump : {JumpProbability::kLinear, JumpProbability::kExponential}) {
+        for (int variant = 0; variant < 2; ++variant) {
+          SCOPED_TRACE("V " + std::to_string(v) + " param " + std::to_string(static_cast<int>(p)) +
+                       " jump " + std::to_string(static_cast<int>(jump)) + " variant " +
+                       std::to_string(variant));
+          // fire up to 3: many rows jump (p clamps at 1 for linear).
+          const Batch bt = MakeBatch(p, 23, 40, v, seed++, 3.0);
+          StepOut got, ref;
+          const SampleStepArgs a = StepArgs(bt, &got, seed, variant == 0, variant == 0, jump);
+          got.result = SampleStepCpu(a);
+          RefSampleStep(a, bt, &ref);
+          ExpectSameBits(ref.jumped, got.jumped, "jumped");
+          ExpectSameBits(ref.token, got.token, "new_token");
+          ExpectSameBits(ref.rate, got.rate, "row_rate");
+          EXPECT_EQ(got.result.jumps, ref.result.jumps);
+          EXPECT_EQ(got.result.first_nonfinite_row, -1);
+          EXPECT_GT(got.result.jumps, 0);
+          for (size_t r = 0; r < got.token.size(); ++r) {
+            if (got.jumped[r] && variant == 0) {
+              ASSERT_NE(got.token[r], bt.tokens[r]) << r;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The CUDA backend runs the scan as 32 lanes loading 8 elements per chunk
+// (detail::LaneChunkLoad / LaneChunkAccumulate, a warp max between them);
+// emulated here lane by lane, it must give the CPU backend's bits.
+TEST(SampleStepTest, HostEmulationOfCudaWarpScanMatchesCpu) {
+  uint64_t seed = 300;
+  for (int64_t v : {3, 32, 33, 257, 512, 1500}) {
+    const Batch bt = MakeBatch(Parametrization::kSoftplusRateSoftmax, 9, 30, v, seed++, 2.0);
+    StepOut got;
+    const SampleStepArgs a = StepArgs(bt, &got, 5);
+    got.result = SampleStepCpu(a);
+    for (int64_t b = 0; b < bt.sequences(); ++b) {
+      for (int64_t r = bt.offsets[b]; r < bt.offsets[b + 1]; ++r) {
+        const float* raw = bt.raw.data() + r * bt.cols;
+        const float* z = raw + 1;
+        const int32_t x = bt.tokens[r];
+        detail::RowScan scan{};
+        float vals[32][detail::kPerLane];
+        float m = detail::NegInfF();
+        bool fin = true;
+        for (int64_t base = 0; base < v; base += detail::kChunk) {
+          float cmax = detail::NegInfF();
+          for (int lane = 0; lane < 32; ++lane) {
+            cmax = std::max(cmax, detail::LaneChunkLoad(z, v, base, lane, vals[lane], &fin));
+          }
+          if (cmax > m) {
+            for (float& s : scan.lane) s = MulF(s, detail::ChunkRescale(m, cmax));
+            m = cmax;
+          }
+          for (int lane = 0; lane < 32; ++lane) {
+            detail::LaneChunkAccumulate(vals[lane], v, base, lane, x, m, &scan.lane[lane]);
+          }
+        }
+        scan.zmax = m;
+        scan.finite = fin;
+        ASSERT_TRUE(fin);
+        double s_excl = 0.0;
+        const double rate = detail::ScanRowRate(bt.param, raw, v, x, bt.scales[r], scan, &s_excl);
+        ASSERT_EQ(rate, got.rate[r]) << "V " << v << " row " << r;
+        if (got.jumped[r]) {
+          const Philox4x32 blk = PhiloxDraw(a.seed, bt.ids[b], a.stream, bt.steps[b],
+                                            static_cast<uint32_t>(r - bt.offsets[b]));
+          EXPECT_EQ(detail::SelectToken(z, v, x, scan, s_excl, Uniform01(blk.v[2], blk.v[3])),
+                    got.token[r]);
+        }
+      }
+    }
+  }
+}
+
+TEST(SampleStepTest, IndependentOfThreadCountAndBatching) {
+  const Batch bt = MakeBatch(Parametrization::kSoftmax, 64, 80, 200, 77, 1.0);
+  StepOut one, two;
+  {
+    tbb::task_arena arena(1);
+    arena.execute([&] { one.result = SampleStepCpu(StepArgs(bt, &one, 9)); });
+  }
+  {
+    tbb::task_arena arena(2);
+    arena.execute([&] { two.result = SampleStepCpu(StepArgs(bt, &two, 9)); });
+  }
+  ExpectSameBits(one.jumped, two.jumped, "jumped");
+  ExpectSameBits(one.token, two.token, "new_token");
+  ExpectSameBits(one.rate, two.rate, "row_rate");
+  // The second half of the batch on its own (ids and steps travel with it).
+  Batch half = bt;
+  const int64_t b0 = bt.sequences() / 2, r0 = bt.offsets[b0];
+  half.offsets.assign(bt.offsets.begin() + b0, bt.offsets.end());
+  for (int64_t& o : half.offsets) o -= r0;
+  half.raw.assign(bt.raw.begin() + r0 * bt.cols, bt.raw.end());
+  half.scales.assign(bt.scales.begin() + r0, bt.scales.end());
+  half.tokens.assign(bt.tokens.begin() + r0, bt.tokens.end());
+  half.fire.assign(bt.fire.begin() + b0, bt.fire.end());
+  half.ids.assign(bt.ids.begin() + b0, bt.ids.end());
+  half.steps.assign(bt.steps.begin() + b0, bt.steps.end());
+  StepOut h;
+  h.result = SampleStepCpu(StepArgs(half, &h, 9));
+  for (int64_t r = r0; r < bt.rows(); ++r) {
+    ASSERT_EQ(h.token[static_cast<size_t>(r - r0)], one.token[static_cast<size_t>(r)]) << r;
+  }
+}
+
+TEST(SampleStepTest, RatesMatchADoubleSoftmax) {
+  const Parametrization params[] = {Parametrization::kSoftmax, Parametrization::kLogRateSoftmax,
+                                    Parametrization::kSoftplusRateSoftmax};
+  for (Parametrization p : params) {
+    const Batch bt = MakeBatch(p, 10, 30, 700, 5 + static_cast<int>(p), 0.01);
+    StepOut got;
+    got.result = SampleStepCpu(StepArgs(bt, &got, 1));
+    for (int64_t r = 0; r < bt.rows(); ++r) {
+      const float* raw = bt.raw.data() + r * bt.cols;
+      const float* z = raw + (HasRateColumn(p) ? 1 : 0);
+      double mx = -1e300, s = 0.0;
+      for (int64_t k = 0; k < bt.v; ++k) mx = std::max(mx, static_cast<double>(z[k]));
+      for (int64_t k = 0; k < bt.v; ++k) s += std::exp(z[k] - mx);
+      double lambda = bt.scales[r];
+      if (p == Parametrization::kLogRateSoftmax) lambda *= std::exp(static_cast<double>(raw[0]));
+      if (p == Parametrization::kSoftplusRateSoftmax) {
+        lambda *= std::log1p(std::exp(static_cast<double>(raw[0])));
+      }
+      const double ref = lambda * (1.0 - std::exp(z[bt.tokens[r]] - mx) / s);
+      ASSERT_NEAR(got.rate[r], ref, 2e-6 * ref + 1e-30) << "row " << r;
+    }
+  }
+}
+
+// --- distributions ------------------------------------------------------------------
+
+// ChiSquareCritical is the upper `z`-sigma critical value of chi-square with
+// `dof` degrees of freedom (Wilson-Hilferty; z = 3.719 is level 1e-4).
+double ChiSquareCritical(int dof, double z) {
+  const double k = 2.0 / (9.0 * dof);
+  return dof * std::pow(1.0 - k + z * std::sqrt(k), 3.0);
+}
+
+// Token draws: every row of a batch has the same logits; over 240,000 draws
+// (different steps) the new tokens follow p_a / (1 - p_x). Level 1e-4.
+TEST(SampleStepTest, TargetTokensFollowTheSoftmaxByChiSquare) {
+  const int64_t v = 300, rows = 1000;  // V crosses a chunk boundary (256 + 44)
+  const int32_t x = 270;               // excluded token in the tail chunk
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> z(static_cast<size_t>(v));
+  for (float& val : z) val = normal(rng);
+  z[x] = 3.0f;
+  Batch bt;
+  bt.v = v;
+  bt.cols = v;
+  bt.offsets = {0, rows};
+  for (int64_t r = 0; r < rows; ++r) bt.raw.insert(bt.raw.end(), z.begin(), z.end());
+  bt.tokens.assign(static_cast<size_t>(rows), x);
+  bt.scales.assign(static_cast<size_t>(rows), 1.0f);
+  bt.fire = {1e9};  // p = 1: every row jumps
+  bt.ids = {42};
+  bt.steps = {0};
+  std::vector<int64_t> counts(static_cast<size_t>(v), 0);
+  int64_t n = 0;
+  for (uint32_t step = 0; step < 240; ++step) {
+    bt.steps[0] = step;
+    StepOut out;
+    out.result = SampleStepCpu(StepArgs(bt, &out, 2024));
+    ASSERT_EQ(out.result.jumps, rows);
+    for (int32_t t : out.token) {
+      ASSERT_NE(t, x);
+      ++counts[static_cast<size_t>(t)];
+      ++n;
+    }
+  }
+  double mx = *std::max_element(z.begin(), z.end()), s = 0.0;
+  for (int64_t k = 0; k < v; ++k) {
+    if (k != x) s += std::exp(z[k] - mx);
+  }
+  double chi2 = 0.0;
+  for (int64_t k = 0; k < v; ++k) {
+    if (k == x) continue;
+    const double expected = static_cast<double>(n) * std::exp(z[k] - mx) / s;
+    chi2 += (counts[k] - expected) * (counts[k] - expected) / expected;
+  }
+  EXPECT_LT(chi2, ChiSquareCritical(static_cast<int>(v - 2), 3.719)) << "chi2 " << chi2;
+}
+
+// Jump frequencies: rows with p in (0, 1) jump with probability p (linear:
+// M q; exponential: 1 - exp(-M h dt)). Binomial, 5 sigma.
+TEST(SampleStepTest, JumpFrequencyMatchesTheProbability) {
+  for (JumpProbability jump : {JumpProbability::kLinear, JumpProbability::kExponential}) {
+    Batch bt;
+    bt.param = Parametrization::kLogRateSoftmax;
+    bt.v = 50;
+    bt.cols = 51;
+    bt.offsets = {0, 1};
+    std::mt19937_64 rng(8);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (int64_t k = 0; k < bt.cols; ++k) bt.raw.push_back(normal(rng));
+    bt.tokens = {7};
+    bt.scales = {0.8f};
+    bt.fire = {1.0};
+    bt.ids = {3};
+    bt.steps = {0};
+    StepOut probe;
+    SampleStepCpu(StepArgs(bt, &probe, 1));
+    const double m = probe.rate[0];
+    ASSERT_GT(m, 0.0);
+    bt.fire[0] = 0.3 / m;
+    const double p = jump == JumpProbability::kLinear ? 0.3 : -std::expm1(-0.3);
+    int64_t jumps = 0;
+    const int64_t trials = 40000;
+    for (uint32_t step = 0; step < trials; ++step) {
+      bt.steps[0] = step;
+      StepOut out;
+      jumps += SampleStepCpu(StepArgs(bt, &out, 77, true, true, jump)).jumps;
+    }
+    const double mean = p * trials, sd = std::sqrt(trials * p * (1.0 - p));
+    EXPECT_NEAR(static_cast<double>(jumps), mean, 5.0 * sd) << static_cast<int>(jump);
+  }
+}
+
+TEST(SampleStepTest, NonFiniteRowsNeverJumpAndAreReported) {
+  Batch bt = MakeBatch(Parametrization::kSoftplusRateSoftmax, 6, 20, 40, 31, 5.0);
+  ASSERT_GT(bt.rows(), 12);
+  bt.raw[static_cast<size_t>(9 * bt.cols + 5)] = std::numeric_limits<float>::quiet_NaN();
+  bt.raw[static_cast<size_t>(12 * bt.cols)] = std::numeric_limits<float>::infinity();  // rate
+  StepOut out;
+  out.result = SampleStepCpu(StepArgs(bt, &out, 3));
+  EXPECT_EQ(out.result.first_nonfinite_row, 9);
+  for (int64_t r : {9, 12}) {
+    EXPECT_EQ(out.jumped[r], 0);
+    EXPECT_EQ(out.token[r], bt.tokens[r]);
+    EXPECT_EQ(out.rate[r], 0.0);
+  }
+}
+
+TEST(SampleStepTest, GapRowsWithoutTokensExcludeNothing) {
+  Batch bt = MakeBatch(Parametrization::kSoftmax, 5, 10, 3, 4, 1e6);
+  StepOut out;
+  out.result = SampleStepCpu(StepArgs(bt, &out, 3, /*use_tokens=*/false, /*use_scales=*/false));
+  for (int64_t r = 0; r < bt.rows(); ++r) {
+    EXPECT_EQ(out.jumped[r], 1);  // M = 1 (scale 1, nothing excluded), fire huge
+    EXPECT_DOUBLE_EQ(out.rate[r], 1.0);
+  }
+}
+
+// --- Gillespie ---------------------------------------------------------------------
+
+TEST(GillespieTest, MatchesReferenceBitForBit) {
+  uint64_t seed = 900;
+  for (int64_t v : {7, 64, 300}) {
+    for (Parametrization p : {Parametrization::kSoftmax, Parametrization::kLogRateSoftmax}) {
+      const Batch bt = MakeBatch(p, 37, 50, v, seed++);
+      GillespieOut got;
+      const GillespieArgs g = GArgs(bt, &got, 17);
+      got.result = GillespieCpu(g);
+      int64_t events = 0;
+      for (int64_t b = 0; b < bt.sequences(); ++b) {
+        const int64_t begin = bt.offsets[b], end = bt.offsets[b + 1];
+        double total = 0.0;
+        std::vector<RefRow> rows;
+        for (int64_t r = begin; r < end; ++r) {
+          rows.push_back(RefScanRow(bt, r, bt.tokens[r], bt.scales[r]));
+          ASSERT_EQ(rows.back().rate, got.row_rate[r]) << "row " << r;
+          total += rows.back().rate;
+        }
+        ASSERT_EQ(total, got.total[b]) << "sequence " << b;
+        if (end == begin) {
+          EXPECT_EQ(got.position[b], -1);
+          continue;
+        }
+        const Philox4x32 blk = PhiloxDraw(17, bt.ids[b], kStreamGillespie, bt.steps[b], 0);
+        const double target = MulD(Uniform01(blk.v[0], blk.v[1]), total);
+        double c = 0.0;
+        int64_t chosen = -1;
+        for (int64_t i = 0; i < end - begin; ++i) {
+          if (!(rows[i].rate > 0.0)) continue;
+          chosen = i;
+          if (target < c + rows[i].rate) break;
+          c += rows[i].rate;
+        }
+        ASSERT_EQ(got.position[b], chosen) << "sequence " << b;
+        const int64_t r = begin + chosen;
+        EXPECT_EQ(got.token[b],
+                  RefSelect(bt, r, bt.tokens[r], rows[chosen], Uniform01(blk.v[2], blk.v[3])));
+        EXPECT_NE(got.token[b], bt.tokens[r]);
+        ++events;
+      }
+      EXPECT_EQ(got.result.events, events);
+    }
+  }
+}
+
+// Event rows follow M_r / total over 60,000 proposals (chi-square, level
+// 1e-4), and the row's tokens follow its softmax.
+TEST(GillespieTest, EventRowsFollowTheRowRatesByChiSquare) {
+  Batch bt = MakeBatch(Parametrization::kLogRateSoftmax, 1, 1, 20, 55);
+  const int64_t len = 12;
+  bt.offsets = {0, len};
+  std::mt19937_64 rng(8);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  bt.raw.resize(static_cast<size_t>(len * bt.cols));
+  bt.tokens.resize(static_cast<size_t>(len));
+  bt.scales.assign(static_cast<size_t>(len), 1.0f);
+  for (int64_t r = 0; r < len; ++r) {
+    for (int64_t k = 0; k < bt.cols; ++k) bt.raw[r * bt.cols + k] = normal(rng);
+    bt.tokens[r] = static_cast<int32_t>(r % bt.v);
+  }
+  std::vector<int64_t> row_counts(static_cast<size_t>(len), 0);
+  std::vector<int64_t> tok_counts(static_cast<size_t>(bt.v), 0);
+  GillespieOut out;
+  const int64_t n = 60000;
+  int64_t row3 = 0;
+  for (uint32_t step = 0; step < n; ++step) {
+    bt.steps[0] = step;
+    GillespieCpu(GArgs(bt, &out, 4));
+    ASSERT_GE(out.position[0], 0);
+    ++row_counts[out.position[0]];
+    if (out.position[0] == 3) {
+      ++tok_counts[out.token[0]];
+      ++row3;
+    }
+  }
+  double chi2 = 0.0;
+  for (int64_t r = 0; r < len; ++r) {
+    const double expected = n * out.row_rate[r] / out.total[0];
+    chi2 += (row_counts[r] - expected) * (row_counts[r] - expected) / expected;
+  }
+  EXPECT_LT(chi2, ChiSquareCritical(static_cast<int>(len - 1), 3.719)) << chi2;
+  const float* z = bt.raw.data() + 3 * bt.cols + 1;
+  double s = 0.0;
+  for (int64_t k = 0; k < bt.v; ++k) {
+    if (k != bt.tokens[3]) s += std::exp(static_cast<double>(z[k]));
+  }
+  double chi2t = 0.0;
+  for (int64_t k = 0; k < bt.v; ++k) {
+    if (k == bt.tokens[3]) {
+      EXPECT_EQ(tok_counts[k], 0);
+      continue;
+    }
+    const double expected = row3 * std::exp(static_cast<double>(z[k])) / s;
+    chi2t += (tok_counts[k] - expected) * (tok_counts[k] - expected) / expected;
+  }
+  EXPECT_LT(chi2t, ChiSquareCritical(static_cast<int>(bt.v - 2), 3.719)) << chi2t;
+}
+
+TEST(GillespieTest, IndependentOfThreadCount) {
+  const Batch bt = MakeBatch(Parametrization::kSoftplusRateSoftmax, 90, 60, 130, 5);
+  GillespieOut one, two;
+  {
+    tbb::task_arena arena(1);
+    arena.execute([&] { one.result = GillespieCpu(GArgs(bt, &one, 8)); });
+  }
+  {
+    tbb::task_arena arena(2);
+    arena.execute([&] { two.result = GillespieCpu(GArgs(bt, &two, 8)); });
+  }
+  ExpectSameBits(one.row_rate, two.row_rate, "row_rate");
+  ExpectSameBits(one.total, two.total, "total");
+  ExpectSameBits(one.position, two.position, "event_position");
+  ExpectSameBits(one.token, two.token, "event_token");
+}
+
+// --- validation and dispatch ----------------------------------------------------------
+
+TEST(EventDispatchTest, ValidationNamesTheOffendingValue) {
+  Batch bt = MakeBatch(Parametrization::kSoftmax, 10, 6, 10, 2);
+  ASSERT_GT(bt.rows(), 2);
+  StepOut out;
+  SampleStepArgs a = StepArgs(bt, &out, 1);
+  EXPECT_TRUE(ValidateSampleStep(a).ok());
+  bt.tokens[2] = 10;
+  absl::Status s = ValidateSampleStep(a);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("tokens[2] = 10"), std::string::npos) << s;
+  bt.tokens[2] = 0;
+  bt.fire[1] = -1.0;
+  EXPECT_NE(ValidateSampleStep(a).message().find("fire[1]"), std::string::npos);
+  bt.fire[1] = 0.0;
+  bt.offsets.back() += 1;
+  EXPECT_EQ(SampleStep(a).status().code(), absl::StatusCode::kInvalidArgument);
+  bt.offsets.back() -= 1;
+  a.parametrization = Parametrization::kSoftplus;
+  EXPECT_NE(ValidateSampleStep(a).message().find("softmax"), std::string::npos);
+}
+
+TEST(EventDispatchTest, HostPointersRunOnTheCpuAndCudaIsAnErrorWithoutAGpu) {
+  const Batch bt = MakeBatch(Parametrization::kSoftmax, 8, 20, 33, 12, 1.0);
+  StepOut a_out, b_out;
+  const absl::StatusOr<SampleStepResult> dispatched = SampleStep(StepArgs(bt, &a_out, 6));
+  ASSERT_TRUE(dispatched.ok()) << dispatched.status();
+  b_out.result = SampleStepCpu(StepArgs(bt, &b_out, 6));
+  EXPECT_EQ(dispatched->jumps, b_out.result.jumps);
+  ExpectSameBits(b_out.token, a_out.token, "new_token");
+  EXPECT_EQ(PointerBackend(bt.raw.data()), Backend::kCpu);
+  if (CudaDeviceCount() == 0) {
+    StepOut c_out;
+    const absl::StatusOr<SampleStepResult> cuda =
+        SampleStep(Backend::kCuda, StepArgs(bt, &c_out, 6));
+    EXPECT_EQ(cuda.status().code(), absl::StatusCode::kFailedPrecondition) << cuda.status();
+    GillespieOut g_out;
+    EXPECT_EQ(Gillespie(Backend::kCuda, GArgs(bt, &g_out, 1)).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+  }
+}
+
+}  // namespace
+}  // namespace jumpflow::kernels
