@@ -63,11 +63,4 @@ absl::StatusOr<std::unique_ptr<RateModel>> MakeCallbackRateModel(
   return std::unique_ptr<RateModel>(new CallbackRateModel(options, std::move(callback)));
 }
 
-absl::StatusOr<std::unique_ptr<RateModel>> LoadRateModelCheckpoint(const std::string& path) {
-  // Hook for issue 8 (trained models): replace this body with the checkpoint
-  // loader; `jumpflow sample --model PATH` already routes here.
-  return absl::UnimplementedError(absl::StrCat("checkpoint models are not available yet (--model '",
-                                               path, "'); use --model oracle"));
-}
-
 }  // namespace jumpflow

@@ -143,11 +143,6 @@ struct CallbackRateModelOptions {
 absl::StatusOr<std::unique_ptr<RateModel>> MakeCallbackRateModel(
     const CallbackRateModelOptions& options, RateCallback callback);
 
-// LoadRateModelCheckpoint is the hook through which `jumpflow sample --model
-// PATH` builds a trained model from a checkpoint. Until the trainer exists it
-// returns Unimplemented("checkpoint models are not available yet ...").
-absl::StatusOr<std::unique_ptr<RateModel>> LoadRateModelCheckpoint(const std::string& path);
-
 }  // namespace jumpflow
 
 #endif  // JUMPFLOW_RATE_MODEL_H_

@@ -19,6 +19,9 @@ int RunAlign(int argc, char** argv);
 // RunSample: `jumpflow sample` — sample sequences from a rate model (issue 6).
 int RunSample(int argc, char** argv);
 
+// RunTrain: `jumpflow train` — train the reference transformer (issue 8).
+int RunTrain(int argc, char** argv);
+
 // LoadTextData loads the --data file with the --chars / --vocab choices
 // shared by the commands: a character vocabulary given by `chars` (or taken
 // from the file when empty) or a token vocabulary file `vocab_path`.

@@ -15,6 +15,7 @@ constexpr char kUsage[] =
     "commands:\n"
     "  align    corrupt words (or read pairs), align them and apply the edits\n"
     "  sample   sample sequences with a jump sampler (Euler, tau-leap, adaptive, Gillespie)\n"
+    "  train    train the reference transformer (DFM, Edit Flows, Branching Flows)\n"
     "\n"
     "Run 'jumpflow COMMAND --help' for the flags of a command.\n";
 
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   if (command == "align") return jumpflow::cli::RunAlign(argc, argv);
   if (command == "sample") return jumpflow::cli::RunSample(argc, argv);
+  if (command == "train") return jumpflow::cli::RunTrain(argc, argv);  // issue 8
   std::fprintf(stderr, "jumpflow: unknown command '%s' (see jumpflow --help)\n", command.c_str());
   return 2;
 }

@@ -1,7 +1,7 @@
 // @brief `jumpflow sample`: draw sequences from a rate model (the exact
-// oracle of a data file today; trained checkpoints through
-// LoadRateModelCheckpoint once the trainer exists) with any sampler, write
-// them one per line, and report their quality and cost.
+// oracle of a data file, or a trained checkpoint; from the model's source or
+// as edits of given sequences) with any sampler, write them one per line, and
+// report their quality and cost.
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,9 +9,13 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "jumpflow/cli/commands.h"
 #include "jumpflow/cli/flags.h"
+#include "jumpflow/generation_metrics.h"
+#include "jumpflow/model/model_rate.h"
 #include "jumpflow/oracle.h"
 #include "jumpflow/rate_model.h"
 #include "jumpflow/samplers/sampler.h"
@@ -44,23 +48,6 @@ class ProgressBar {
   int last_ = -1;
 };
 
-// BuildModel turns the --model value into a RateModel: "oracle" builds the
-// exact model of `data` for `process`; anything else is a checkpoint path
-// handed to LoadRateModelCheckpoint (issue 8 fills that hook in).
-absl::StatusOr<std::unique_ptr<RateModel>> BuildModel(const std::string& spec, OracleKind process,
-                                                      const Dataset& data,
-                                                      std::shared_ptr<const Scheduler> sched,
-                                                      OracleModel** oracle) {
-  if (spec == "oracle") {
-    JUMPFLOW_ASSIGN_OR_RETURN(std::unique_ptr<OracleModel> model,
-                              OracleModel::Create(process, data, std::move(sched)));
-    *oracle = model.get();
-    return std::unique_ptr<RateModel>(std::move(model));
-  }
-  *oracle = nullptr;
-  return LoadRateModelCheckpoint(spec);
-}
-
 // CheckDevice handles --device: cpu runs everything on the host; cuda is an
 // error (one line, naming the reason) when this build has no CUDA backend or
 // no GPU is present, and otherwise too: the samplers here move host
@@ -79,6 +66,128 @@ absl::Status CheckDevice(const std::string& value) {
       "host multipliers; the CUDA event kernels need device-resident logits (use --device cpu)");
 }
 
+// LoadSampleData loads --data with --chars, --max-length and --data-size.
+absl::StatusOr<Dataset> LoadSampleData(const FlagSet& flags) {
+  JUMPFLOW_ASSIGN_OR_RETURN(const int64_t max_length, flags.GetInt("max-length", 1));
+  JUMPFLOW_ASSIGN_OR_RETURN(const int64_t data_size, flags.GetInt("data-size", 0));
+  DatasetOptions options;
+  options.max_length = max_length;
+  options.skip_unknown = !flags.Get("chars").empty();
+  JUMPFLOW_ASSIGN_OR_RETURN(Dataset data,
+                            LoadTextData(flags.Get("data"), flags.Get("chars"), "", options));
+  if (data_size > 0 && data.size() > data_size) {
+    // A fixed random subset (seed 1), so --seed changes the samples only.
+    std::vector<int64_t> order = ShuffledIndices(data.size(), 1, 2);
+    order.resize(static_cast<size_t>(data_size));
+    std::sort(order.begin(), order.end());
+    data = data.Subset(order);
+  }
+  return data;
+}
+
+// PrintCost prints the sampler's work: events, steps, model evaluations,
+// thinning and bounds, seconds.
+void PrintCost(FILE* report, const SamplerStats& s, int64_t num) {
+  std::fprintf(report, "events: %lld; steps: %lld; model evaluations: %lld calls, %lld sequences\n",
+               static_cast<long long>(s.events), static_cast<long long>(s.steps),
+               static_cast<long long>(s.model_calls),
+               static_cast<long long>(s.sequence_evaluations));
+  if (s.rejections + s.bound_violations + s.fallbacks + s.truncated > 0) {
+    std::fprintf(report,
+                 "thinning rejections: %lld; bound violations: %lld; oracle fallbacks: %lld; "
+                 "truncated: %lld\n",
+                 static_cast<long long>(s.rejections), static_cast<long long>(s.bound_violations),
+                 static_cast<long long>(s.fallbacks), static_cast<long long>(s.truncated));
+  }
+  std::fprintf(report, "seconds: %.3f (%.0f sequences/s, %.0f events/s)\n", s.seconds,
+               static_cast<double>(num) / std::max(s.seconds, 1e-9),
+               static_cast<double>(s.events) / std::max(s.seconds, 1e-9));
+}
+
+// WriteSamples writes one decoded sample per line to --out (atomically) or
+// stdout, and returns the stream the summary goes to (stdout with --out,
+// else stderr), after echoing --show samples there.
+absl::StatusOr<FILE*> WriteSamples(const FlagSet& flags, const std::vector<std::string>& lines,
+                                   int64_t show) {
+  std::string text;
+  for (const auto& line : lines) absl::StrAppend(&text, line, "\n");
+  const bool to_file = !flags.Get("out").empty();
+  if (!to_file) {
+    std::fputs(text.c_str(), stdout);
+    return stderr;
+  }
+  JUMPFLOW_RETURN_IF_ERROR(WriteFileAtomically(flags.Get("out"), text));
+  for (int64_t b = 0; b < std::min<int64_t>(show, static_cast<int64_t>(lines.size())); ++b) {
+    std::printf("  %s\n", lines[static_cast<size_t>(b)].c_str());
+  }
+  return stdout;
+}
+
+// StartTexts returns the --from text or the lines of --from-file, each
+// repeated `num` times (empty when neither flag is given).
+absl::StatusOr<std::vector<std::string>> StartTexts(const FlagSet& flags, int64_t num) {
+  std::vector<std::string> texts;
+  if (flags.Was("from") && flags.Was("from-file")) {
+    return absl::InvalidArgumentError("give --from or --from-file, not both");
+  }
+  if (flags.Was("from")) texts.push_back(flags.Get("from"));
+  if (flags.Was("from-file")) {
+    JUMPFLOW_ASSIGN_OR_RETURN(std::string contents, ReadFile(flags.Get("from-file")));
+    for (absl::string_view line : absl::StrSplit(contents, '\n')) {
+      line = absl::StripAsciiWhitespace(line);
+      if (!line.empty()) texts.emplace_back(line);
+    }
+    if (texts.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flags.Get("from-file"), ": no start sequences in the file"));
+    }
+  }
+  std::vector<std::string> repeated;
+  for (const auto& t : texts) repeated.insert(repeated.end(), static_cast<size_t>(num), t);
+  return repeated;
+}
+
+// SampleCheckpoint samples a trained model: from its own source (as in
+// training), or as edits of --from / --from-file sequences. With --data given
+// explicitly, also reports the share of samples found in it and the length TV.
+absl::Status SampleCheckpoint(const FlagSet& flags, int64_t num, int64_t show,
+                              SamplerOptions opt) {
+  JUMPFLOW_ASSIGN_OR_RETURN(TrainedModel tm, LoadTrainedModel(flags.Get("model")));
+  JUMPFLOW_ASSIGN_OR_RETURN(const std::vector<std::string> texts, StartTexts(flags, num));
+  SequenceBatch start;
+  if (!texts.empty()) {
+    JUMPFLOW_ASSIGN_OR_RETURN(start, tm.StartFromText(texts));
+  } else {
+    JUMPFLOW_ASSIGN_OR_RETURN(start, tm.SourceBatch(num, opt.seed));
+  }
+  opt.max_length = tm.max_length();
+  JUMPFLOW_ASSIGN_OR_RETURN(SampleResult result,
+                            Sample(*tm.model, tm.schedulers(), start, opt));
+  std::vector<std::string> lines;
+  std::vector<std::vector<Token>> samples = result.final_batch.ToVectors();
+  int64_t changed = 0;
+  for (int64_t b = 0; b < result.final_batch.num_sequences(); ++b) {
+    lines.push_back(tm.vocab.Decode(samples[static_cast<size_t>(b)]));
+    if (!texts.empty()) changed += lines.back() != texts[static_cast<size_t>(b)];
+  }
+  JUMPFLOW_ASSIGN_OR_RETURN(FILE* report, WriteSamples(flags, lines, show));
+  std::fprintf(report, "sampled %lld sequences: %s sampler, %s (%s)\n",
+               static_cast<long long>(lines.size()), SamplerKindName(opt.kind).c_str(),
+               tm.model->Name().c_str(), tm.process_name.c_str());
+  if (!texts.empty()) {
+    std::fprintf(report, "edited: %lld of %zu start sequences changed\n",
+                 static_cast<long long>(changed), texts.size());
+  }
+  if (flags.Was("data")) {
+    JUMPFLOW_ASSIGN_OR_RETURN(Dataset data, LoadSampleData(flags));
+    const GenerationReport r = EvaluateGeneration(samples, data, data);
+    std::fprintf(report, "in --data: %.4f; length TV to --data: %.4f; distinct: %.4f\n",
+                 r.in_reference_fraction, r.length_tv, r.unique_fraction);
+  }
+  PrintCost(report, result.stats, static_cast<int64_t>(lines.size()));
+  return absl::OkStatus();
+}
+
 absl::Status SampleCommand(const FlagSet& flags) {
   JUMPFLOW_RETURN_IF_ERROR(CheckDevice(flags.Get("device")));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t num, flags.GetInt("num", 1));
@@ -86,8 +195,6 @@ absl::Status SampleCommand(const FlagSet& flags) {
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t seed, flags.GetInt("seed", 0));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t threads, flags.GetInt("threads", 0));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t batch, flags.GetInt("batch", 1));
-  JUMPFLOW_ASSIGN_OR_RETURN(const int64_t max_length, flags.GetInt("max-length", 1));
-  JUMPFLOW_ASSIGN_OR_RETURN(const int64_t data_size, flags.GetInt("data-size", 0));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t show, flags.GetInt("show", 0));
   JUMPFLOW_ASSIGN_OR_RETURN(const double tolerance, flags.GetDouble("tolerance"));
   JUMPFLOW_ASSIGN_OR_RETURN(const SamplerKind sampler, ParseSamplerKind(flags.Get("sampler")));
@@ -106,32 +213,6 @@ absl::Status SampleCommand(const FlagSet& flags) {
     sched_spec = process == OracleKind::kEditInsertion ? "poly:3" : "linear";
   JUMPFLOW_ASSIGN_OR_RETURN(std::shared_ptr<const Scheduler> sched, MakeScheduler(sched_spec));
 
-  DatasetOptions options;
-  options.max_length = max_length;
-  options.skip_unknown = !flags.Get("chars").empty();
-  JUMPFLOW_ASSIGN_OR_RETURN(Dataset data,
-                            LoadTextData(flags.Get("data"), flags.Get("chars"), "", options));
-  if (data.size() == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("no usable sequence in '", flags.Get("data"),
-                                                   "' (check --chars and --max-length)"));
-  }
-  if (data_size > 0 && data.size() > data_size) {
-    // A fixed random subset (seed 1), so --seed changes the samples only.
-    std::vector<int64_t> order = ShuffledIndices(data.size(), 1, 2);
-    order.resize(static_cast<size_t>(data_size));
-    std::sort(order.begin(), order.end());
-    data = data.Subset(order);
-  }
-
-  OracleModel* oracle = nullptr;
-  JUMPFLOW_ASSIGN_OR_RETURN(std::unique_ptr<RateModel> model,
-                            BuildModel(flags.Get("model"), process, data, sched, &oracle));
-
-  if (oracle == nullptr) {
-    // Issue 8: checkpoint models need their own source batch and report.
-    return absl::UnimplementedError("only --model oracle can be sampled so far");
-  }
-
   SamplerOptions opt;
   opt.kind = sampler;
   opt.steps = steps;
@@ -144,27 +225,25 @@ absl::Status SampleCommand(const FlagSet& flags) {
   if (isatty(fileno(stderr))) {
     opt.progress = [&bar](int64_t done, int64_t total) { bar.Update(done, total); };
   }
+  if (flags.Get("model") != "oracle") return SampleCheckpoint(flags, num, show, std::move(opt));
+  if (flags.Was("from") || flags.Was("from-file")) {
+    return absl::InvalidArgumentError(
+        "--from / --from-file need a trained Edit Flow (--model CHECKPOINT), not the oracle");
+  }
+  JUMPFLOW_ASSIGN_OR_RETURN(Dataset data, LoadSampleData(flags));
+  JUMPFLOW_ASSIGN_OR_RETURN(std::unique_ptr<OracleModel> oracle,
+                            OracleModel::Create(process, data, sched));
+  const RateModel* model = oracle.get();
   const SequenceBatch start = oracle->SourceBatch(num, opt.seed);
   JUMPFLOW_ASSIGN_OR_RETURN(SampleResult result,
-                            Sample(*model, KindSchedulers::All(sched.get()), start, opt));
+                            Sample(*oracle, KindSchedulers::All(sched.get()), start, opt));
 
-  std::string text;
+  std::vector<std::string> lines;
   for (int64_t b = 0; b < result.final_batch.num_sequences(); ++b) {
-    absl::StrAppend(&text, oracle->Decode(result.final_batch.sequence(b)), "\n");
+    lines.push_back(oracle->Decode(result.final_batch.sequence(b)));
   }
-  const bool to_file = !flags.Get("out").empty();
-  if (to_file) {
-    JUMPFLOW_RETURN_IF_ERROR(WriteFileAtomically(flags.Get("out"), text));
-  } else {
-    std::fputs(text.c_str(), stdout);
-  }
-  // The summary goes to stdout with --out, else to stderr (stdout holds samples).
-  FILE* report = to_file ? stdout : stderr;
-  for (int64_t b = 0; to_file && b < std::min(show, result.final_batch.num_sequences()); ++b) {
-    std::fprintf(report, "  %s\n", oracle->Decode(result.final_batch.sequence(b)).c_str());
-  }
+  JUMPFLOW_ASSIGN_OR_RETURN(FILE* report, WriteSamples(flags, lines, show));
   const SampleQuality q = oracle->Compare(result.final_batch);
-  const SamplerStats& s = result.stats;
   std::fprintf(report, "sampled %lld sequences: %s sampler, %s, scheduler %s, %lld data items\n",
                static_cast<long long>(num), SamplerKindName(sampler).c_str(), model->Name().c_str(),
                sched->Name().c_str(), static_cast<long long>(oracle->support().size()));
@@ -181,20 +260,7 @@ absl::Status SampleCommand(const FlagSet& flags) {
                  "per data item)\n",
                  q.tv);
   }
-  std::fprintf(report, "events: %lld; steps: %lld; model evaluations: %lld calls, %lld sequences\n",
-               static_cast<long long>(s.events), static_cast<long long>(s.steps),
-               static_cast<long long>(s.model_calls),
-               static_cast<long long>(s.sequence_evaluations));
-  if (s.rejections + s.bound_violations + s.fallbacks + s.truncated > 0) {
-    std::fprintf(report,
-                 "thinning rejections: %lld; bound violations: %lld; oracle fallbacks: %lld; "
-                 "truncated: %lld\n",
-                 static_cast<long long>(s.rejections), static_cast<long long>(s.bound_violations),
-                 static_cast<long long>(s.fallbacks), static_cast<long long>(s.truncated));
-  }
-  std::fprintf(report, "seconds: %.3f (%.0f sequences/s, %.0f events/s)\n", s.seconds,
-               static_cast<double>(num) / std::max(s.seconds, 1e-9),
-               static_cast<double>(s.events) / std::max(s.seconds, 1e-9));
+  PrintCost(report, result.stats, num);
   return absl::OkStatus();
 }
 
@@ -204,18 +270,26 @@ int RunSample(int argc, char** argv) {
   FlagSet flags(
       "sample",
       "Sample sequences from a rate model with a jump sampler. --model oracle uses the\n"
-      "exact marginal rates of the --data set, so the samples can be checked against it.\n"
-      "Samples go to --out (one per line, written atomically) or to stdout.");
+      "exact marginal rates of the --data set, so the samples can be checked against it;\n"
+      "--model CHECKPOINT samples a trained model from its source, or as edits of\n"
+      "--from / --from-file sequences. Samples go to --out (one per line, written\n"
+      "atomically) or to stdout.");
   flags.Add("data", "/usr/share/dict/words", "one sequence per line (the oracle's data set)");
   flags.Add("chars", "abcdefghijklmnopqrstuvwxyz",
             "character vocabulary; lines with other characters are skipped ('' = from file)");
   flags.Add("max-length", "12", "longest data sequence kept");
   flags.Add("data-size", "1000", "use a fixed random subset of this many sequences (0 = all)");
-  flags.Add("model", "oracle", "'oracle', or a checkpoint path (trained models: not yet)");
-  flags.Add("process", "edit", "dfm-mask, dfm-uniform or edit (insertion-only Edit Flows)");
+  flags.Add("model", "oracle",
+            "'oracle' (exact rates of --data), or a checkpoint written by jumpflow train");
+  flags.Add("from", "",
+            "edit this sequence (--num samples of it) with a trained Edit Flow checkpoint");
+  flags.Add("from-file", "", "edit each line of this file (--num samples of each)");
+  flags.Add("process", "edit",
+            "oracle process: dfm-mask, dfm-uniform or edit (insertion-only Edit Flows); a "
+            "checkpoint knows its own");
   flags.Add("scheduler", "auto",
-            "linear, poly:N, cosine, beta:A,B (auto: poly:3 for edit, "
-            "linear for DFM)");
+            "oracle scheduler: linear, poly:N, cosine, beta:A,B (auto: poly:3 for edit, "
+            "linear for DFM); a checkpoint knows its own");
   flags.Add("sampler", "gillespie",
             "euler, tau-leap, adaptive, gillespie (exact) or gillespie-frozen (approximate)");
   flags.Add("steps", "100", "grid steps of euler and tau-leap");
