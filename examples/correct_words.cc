@@ -38,26 +38,6 @@ namespace {
 
 using absl::StrCat;
 
-// Corrupt applies `count` random single edits (insert, delete, substitute
-// with equal probability; user tokens only) to x, one after the other.
-std::vector<Token> Corrupt(std::span<const Token> x, int count, int32_t vocab_size,
-                           PhiloxStream& rng) {
-  std::vector<Token> y(x.begin(), x.end());
-  const uint32_t num_user = static_cast<uint32_t>(vocab_size - Vocabulary::kNumSpecials);
-  for (int k = 0; k < count; ++k) {
-    const Token tok = Vocabulary::kNumSpecials + static_cast<Token>(rng.UniformInt(num_user));
-    const uint32_t kind = y.size() <= 1 ? 0 : rng.UniformInt(3);
-    if (kind == 0) {
-      y.insert(y.begin() + rng.UniformInt(static_cast<uint32_t>(y.size() + 1)), tok);
-    } else if (kind == 1) {
-      y.erase(y.begin() + rng.UniformInt(static_cast<uint32_t>(y.size())));
-    } else {
-      y[rng.UniformInt(static_cast<uint32_t>(y.size()))] = tok;
-    }
-  }
-  return y;
-}
-
 struct Accuracy {
   double unchanged = 0.0;  // baseline: x_0 == x_1
   double sampled = 0.0;    // one sample
@@ -147,7 +127,7 @@ absl::Status Run(const cli::FlagSet& flags) {
     for (int64_t i = 0; i < train_words.size(); ++i) {
       const auto w = train_words.sequence(i);
       const int edits = 1 + static_cast<int>(rng.UniformInt(static_cast<uint32_t>(max_edits)));
-      x0.push_back(Corrupt(w, edits, vocab.size(), rng));
+      x0.push_back(CorruptSequence(w, edits, vocab.size(), rng));
       x1.emplace_back(w.begin(), w.end());
     }
   }
@@ -196,7 +176,7 @@ absl::Status Run(const cli::FlagSet& flags) {
     for (int64_t k = 0; k < std::min(num_test, d.size()); ++k) {
       const auto word = d.sequence(order[static_cast<size_t>(k)]);
       const int edits = 1 + static_cast<int>(test_rng.UniformInt(static_cast<uint32_t>(max_edits)));
-      c->push_back(Corrupt(word, edits, vocab.size(), test_rng));
+      c->push_back(CorruptSequence(word, edits, vocab.size(), test_rng));
       w->emplace_back(word.begin(), word.end());
     }
   };

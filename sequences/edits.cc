@@ -182,4 +182,22 @@ absl::StatusOr<SequenceBatch> ApplyEditsBatch(const SequenceBatch& batch,
                                   vocab_size);
 }
 
+std::vector<Token> CorruptSequence(std::span<const Token> x, int count, int32_t vocab_size,
+                                   PhiloxStream& rng) {
+  std::vector<Token> y(x.begin(), x.end());
+  const auto num_user = static_cast<uint32_t>(vocab_size - Vocabulary::kNumSpecials);
+  for (int k = 0; k < count; ++k) {
+    const Token tok = Vocabulary::kNumSpecials + static_cast<Token>(rng.UniformInt(num_user));
+    const uint32_t kind = y.size() <= 1 ? 0 : rng.UniformInt(3);
+    if (kind == 0) {
+      y.insert(y.begin() + rng.UniformInt(static_cast<uint32_t>(y.size() + 1)), tok);
+    } else if (kind == 1) {
+      y.erase(y.begin() + rng.UniformInt(static_cast<uint32_t>(y.size())));
+    } else {
+      y[rng.UniformInt(static_cast<uint32_t>(y.size()))] = tok;
+    }
+  }
+  return y;
+}
+
 }  // namespace jumpflow

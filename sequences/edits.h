@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "kernels/philox.h"
 #include "sequences/sequence_batch.h"
 #include "sequences/vocabulary.h"
 
@@ -62,6 +63,14 @@ absl::StatusOr<SequenceBatch> ApplyEditsBatch(const SequenceBatch& batch,
                                               std::span<const Edit> edits,
                                               std::span<const int64_t> edit_offsets,
                                               int32_t vocab_size);
+
+// CorruptSequence applies `count` random single edits to x, one after the
+// other: insert, delete or substitute with equal probability (insertion only
+// while the sequence has at most one token), positions uniform, new tokens
+// uniform over the user tokens [kNumSpecials, vocab_size). The result is at
+// edit distance <= count from x; draws come from `rng` only.
+std::vector<Token> CorruptSequence(std::span<const Token> x, int count, int32_t vocab_size,
+                                   PhiloxStream& rng);
 
 }  // namespace jumpflow
 

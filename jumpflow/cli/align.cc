@@ -17,26 +17,6 @@
 namespace jumpflow::cli {
 namespace {
 
-// Corrupt applies `count` random single edits (insert, delete, substitute
-// with equal probability; user tokens only) to x, one after the other.
-std::vector<Token> Corrupt(std::span<const Token> x, int count, int32_t vocab_size,
-                           PhiloxStream& rng) {
-  std::vector<Token> y(x.begin(), x.end());
-  const uint32_t num_user = static_cast<uint32_t>(vocab_size - Vocabulary::kNumSpecials);
-  for (int k = 0; k < count; ++k) {
-    const Token tok = Vocabulary::kNumSpecials + static_cast<Token>(rng.UniformInt(num_user));
-    const uint32_t kind = y.size() <= 1 ? 0 : rng.UniformInt(3);
-    if (kind == 0) {
-      y.insert(y.begin() + rng.UniformInt(static_cast<uint32_t>(y.size() + 1)), tok);
-    } else if (kind == 1) {
-      y.erase(y.begin() + rng.UniformInt(static_cast<uint32_t>(y.size())));
-    } else {
-      y[rng.UniformInt(static_cast<uint32_t>(y.size()))] = tok;
-    }
-  }
-  return y;
-}
-
 absl::Status Align(const FlagSet& flags) {
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t num, flags.GetInt("num", 1));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t max_edits, flags.GetInt("max-edits", 0));
@@ -71,7 +51,7 @@ absl::Status Align(const FlagSet& flags) {
     for (int64_t k = 0; k < num; ++k) {
       auto x1 = data.sequence(order[static_cast<size_t>(k % data.size())]);
       const int count = 1 + static_cast<int>(rng.UniformInt(static_cast<uint32_t>(max_edits)));
-      pairs.push_back({Corrupt(x1, max_edits == 0 ? 0 : count, vocab.size(), rng),
+      pairs.push_back({CorruptSequence(x1, max_edits == 0 ? 0 : count, vocab.size(), rng),
                        std::vector<Token>(x1.begin(), x1.end())});
     }
   }

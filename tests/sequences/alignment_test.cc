@@ -128,5 +128,20 @@ TEST(AlignmentTest, LongSequencesAndBadInput) {
   EXPECT_FALSE(ValidateAlignment(broken, std::vector<Token>{5}, {}).ok());
 }
 
+TEST(AlignmentTest, CorruptSequenceStaysWithinItsEditCount) {
+  std::mt19937_64 rng(13);
+  PhiloxStream philox(21, 0, kPurposeUser);
+  int changed = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    const auto x = RandomSequence(rng, 12, 26);
+    const int count = static_cast<int>(rng() % 4);
+    const auto y = CorruptSequence(x, count, Vocabulary::kNumSpecials + 26, philox);
+    for (Token t : y) ASSERT_GE(t, Vocabulary::kNumSpecials);
+    EXPECT_LE(ReferenceDistance(x, y, {}), count);
+    changed += y != x;
+  }
+  EXPECT_GT(changed, 1000);  // ~3/4 of the trials edit at least once
+}
+
 }  // namespace
 }  // namespace jumpflow
