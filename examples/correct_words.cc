@@ -243,17 +243,5 @@ int main(int argc, char** argv) {
   flags.Add("seed", "1", "seed of split, corruptions, training and sampling");
   flags.Add("threads", "0", "worker threads (0 = all)");
   flags.Add("out", "", "also write the trained checkpoint here");
-  if (auto s = flags.Parse(argc, argv, 1); !s.ok()) {
-    std::fprintf(stderr, "correct_words: %s\n", std::string(s.message()).c_str());
-    return 1;
-  }
-  if (flags.help_requested()) {
-    std::printf("%s", flags.Help().c_str());
-    return 0;
-  }
-  if (auto s = jumpflow::Run(flags); !s.ok()) {
-    std::fprintf(stderr, "correct_words: %s\n", std::string(s.message()).c_str());
-    return 1;
-  }
-  return 0;
+  return jumpflow::cli::RunMain(flags, argc, argv, 1, "correct_words", jumpflow::Run);
 }

@@ -248,17 +248,5 @@ int main(int argc, char** argv) {
   flags.Add("threads", "0", "sampler threads (0 = all)");
   flags.Add("show", "12", "print this many samples per sampler");
   flags.Add("hist", "", "write length histograms here (for gnuplot)");
-  if (auto s = flags.Parse(argc, argv, 1); !s.ok()) {
-    std::fprintf(stderr, "generate_words: %s\n", std::string(s.message()).c_str());
-    return 1;
-  }
-  if (flags.help_requested()) {
-    std::printf("%s", flags.Help().c_str());
-    return 0;
-  }
-  if (auto s = jumpflow::Run(flags); !s.ok()) {
-    std::fprintf(stderr, "generate_words: %s\n", std::string(s.message()).c_str());
-    return 1;
-  }
-  return 0;
+  return jumpflow::cli::RunMain(flags, argc, argv, 1, "generate_words", jumpflow::Run);
 }

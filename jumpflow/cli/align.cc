@@ -115,13 +115,7 @@ int RunAlign(int argc, char** argv) {
   flags.Add("seed", "1", "random seed (pairs, corruption, tie-breaking)");
   flags.Add("show", "10", "print this many alignments");
   flags.Add("out", "", "write 'source TAB target TAB edits' lines here (atomically)");
-  if (auto s = flags.Parse(argc, argv); !s.ok()) return ReportError("align", s);
-  if (flags.help_requested()) {
-    std::printf("%s", flags.Help().c_str());
-    return 0;
-  }
-  if (auto s = Align(flags); !s.ok()) return ReportError("align", s);
-  return 0;
+  return RunMain(flags, argc, argv, 2, "jumpflow align", Align);
 }
 
 }  // namespace jumpflow::cli

@@ -29,8 +29,6 @@ absl::StatusOr<Dataset> LoadTextData(const std::string& path, const std::string&
                                      const std::string& vocab_path,
                                      const DatasetOptions& options);
 
-// ReportError prints "jumpflow CMD: message" to stderr and returns 1.
-int ReportError(const std::string& command, const absl::Status& status);
 
 }  // namespace jumpflow::cli
 

@@ -1,5 +1,4 @@
 // @brief Helpers shared by the subcommands.
-#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "jumpflow/cli/commands.h"
@@ -20,11 +19,6 @@ absl::StatusOr<Dataset> LoadTextData(const std::string& path, const std::string&
   }
   JUMPFLOW_ASSIGN_OR_RETURN(Vocabulary vocab, Vocabulary::FromTextFile(path));
   return Dataset::LoadLines(path, vocab, options);
-}
-
-int ReportError(const std::string& command, const absl::Status& status) {
-  std::fprintf(stderr, "jumpflow %s: %s\n", command.c_str(), std::string(status.message()).c_str());
-  return 1;
 }
 
 }  // namespace jumpflow::cli

@@ -2,6 +2,7 @@
 #include "jumpflow/cli/flags.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -101,6 +102,19 @@ absl::StatusOr<double> FlagSet::GetDouble(const std::string& name) const {
         absl::StrCat("--", name, " expects a finite number, got '", text, "'"));
   }
   return v;
+}
+
+int RunMain(FlagSet& flags, int argc, char** argv, int first, const std::string& program,
+            const std::function<absl::Status(const FlagSet&)>& run) {
+  absl::Status status = flags.Parse(argc, argv, first);
+  if (status.ok() && flags.help_requested()) {
+    std::printf("%s", flags.Help().c_str());
+    return 0;
+  }
+  if (status.ok()) status = run(flags);
+  if (status.ok()) return 0;
+  std::fprintf(stderr, "%s: %s\n", program.c_str(), std::string(status.message()).c_str());
+  return 1;
 }
 
 }  // namespace jumpflow::cli

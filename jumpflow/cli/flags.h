@@ -15,6 +15,7 @@
 #define JUMPFLOW_CLI_FLAGS_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -60,6 +61,12 @@ class FlagSet {
   std::vector<std::string> order_;
   bool help_ = false;
 };
+
+// RunMain parses argv[first..argc) into `flags`; with --help it prints the
+// help and returns 0, otherwise it calls `run`. A parse or run error prints
+// one line "PROGRAM: message" on stderr and returns 1.
+int RunMain(FlagSet& flags, int argc, char** argv, int first, const std::string& program,
+            const std::function<absl::Status(const FlagSet&)>& run);
 
 }  // namespace jumpflow::cli
 

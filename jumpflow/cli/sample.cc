@@ -304,13 +304,7 @@ int RunSample(int argc, char** argv) {
             "backend and a GPU is present)");
   flags.Add("out", "", "write the samples here, one per line");
   flags.Add("show", "10", "with --out, also print this many samples");
-  if (auto s = flags.Parse(argc, argv); !s.ok()) return ReportError("sample", s);
-  if (flags.help_requested()) {
-    std::printf("%s", flags.Help().c_str());
-    return 0;
-  }
-  if (auto s = SampleCommand(flags); !s.ok()) return ReportError("sample", s);
-  return 0;
+  return RunMain(flags, argc, argv, 2, "jumpflow sample", SampleCommand);
 }
 
 }  // namespace jumpflow::cli

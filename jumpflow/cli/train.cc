@@ -437,13 +437,7 @@ int RunTrain(int argc, char** argv) {
   flags.Add("branch-root", "mask", "branching: root tokens mask or uniform");
   flags.Add("bound-factor", "2", "thinning bound factor recorded for exact Gillespie sampling");
   flags.AddBool("quiet", "no progress output");
-  if (auto s = flags.Parse(argc, argv); !s.ok()) return ReportError("train", s);
-  if (flags.help_requested()) {
-    std::printf("%s", flags.Help().c_str());
-    return 0;
-  }
-  if (auto s = Train(flags); !s.ok()) return ReportError("train", s);
-  return 0;
+  return RunMain(flags, argc, argv, 2, "jumpflow train", Train);
 }
 
 }  // namespace jumpflow::cli
