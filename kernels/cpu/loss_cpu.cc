@@ -599,8 +599,10 @@ void SoftmaxBatch(const RowInputs<T>* in, int n, Parametrization param, RowOutco
       return SoftmaxPred<T, D>(s.b_scale * e, s.log_lambda + (s.z[k] - s.zmax));
     };
     s.e_x = x >= 0 ? e_at(x) : T(0);
-    double loss = 0.0, log_coef = 0.0;
-    T big_g = T(0);
+    // BG sums up to V terms of either sign: accumulate in double (a float
+    // running sum drifts by ~1e-5 relative at V = 3000, more than the CUDA
+    // backend's tolerance, which sums per thread in double).
+    double loss = 0.0, log_coef = 0.0, big_g = 0.0;
     if constexpr (kDense) {
       for (int64_t k = 0; k < v; ++k) {
         if (k == x) continue;
@@ -619,7 +621,7 @@ void SoftmaxBatch(const RowInputs<T>* in, int n, Parametrization param, RowOutco
       } else if constexpr (D == Divergence::kMse) {
         const T sq = ExpSquareSum<kStoreE>(s.z, s.zmax, s.g, v) - s.e_x * s.e_x;
         loss = s.b_scale * s.b_scale * sq;  // sum b^2
-        big_g = T(2) * s.b_scale * s.b_scale * sq;
+        big_g = static_cast<double>(T(2) * s.b_scale * s.b_scale * sq);
       } else if constexpr (D == Divergence::kBce) {
         for (int64_t k = 0; k < v; ++k) {
           if (k == x) continue;
@@ -639,7 +641,7 @@ void SoftmaxBatch(const RowInputs<T>* in, int n, Parametrization param, RowOutco
         log_coef += a;
       }
     }
-    s.big_g = big_g;
+    s.big_g = static_cast<T>(big_g);
     out[i].loss = loss;
     if constexpr (D != Divergence::kMse) {
       out[i].log_arg = s.sum;
