@@ -29,14 +29,25 @@
 //          = c ExpF(min(z_rate, 80))   log-rate x softmax
 //          = c SoftplusF(z_rate)        softplus-rate x softmax   (float)
 //   M = lambda S_excl / S_full      the row's total multiplier over a != x
-// Inverse CDF of a uniform u over the tokens a != x: target T = u S_excl;
-// walk the lanes in order with a running double sum C, choose the first lane
-// j with T < C + s[j]; then walk lane j's elements k = j, j + 32, ... (k !=
-// x) subtracting ExpEvF(z[k] - m) from T - C until it drops below 0. Where
-// rounding runs past the end (the recomputed exponentials are not exactly
-// the rescaled running sums), the last lane with s[j] > 0, respectively the
-// last element of the lane, is chosen: a bias of order 1e-7 relative in the
-// probabilities, identical on both backends.
+// Inverse CDF of a uniform u over the tokens a != x, three levels, every
+// running sum in double:
+//   1. lanes: target T = u S_excl; walk the lanes in order with a running
+//      sum C, choose the first lane j with s[j] > 0 and T < C + s[j];
+//      R = T - C.
+//   2. segments: lane j's elements k = j + 32 i (i = 0, 1, ...) form 32
+//      contiguous segments of SegmentLength(V) = ceil(ceil(V / 32) / 32)
+//      values of i; the segment sums S_t (sequential in i, k != x) are
+//      walked like the lanes: the first t with S_t > 0 and R < S_t, else
+//      R -= S_t.
+//   3. elements of segment t in order (k != x): the first k with
+//      R < ExpEvF(z[k] - m), else R -= ExpEvF(z[k] - m).
+// Where rounding runs past the end (the recomputed exponentials are not
+// exactly the rescaled running sums), the last lane with s[j] > 0, the last
+// element of the lane, respectively the last element of the segment, is
+// chosen: a bias of order 1e-7 relative in the probabilities, identical on
+// both backends. The segment level lets a warp compute the 32 segment sums
+// in parallel (one per thread) instead of one thread walking ceil(V / 32)
+// strided elements; the CPU computes them in a loop.
 //
 // Example (after a backend filled `scan` for row z):
 //   double s_excl;
@@ -152,12 +163,69 @@ JUMPFLOW_HD int SelectLane(const float* lane, double s_excl, double u, double* r
   return last;
 }
 
-// SelectInLane walks lane `lane` of row z (V elements, excluded x, row max
-// zmax) with the remainder of SelectLane and returns the token.
+// kSegments is the number of segments a lane is split into (file comment).
+constexpr int kSegments = 32;
+
+// LaneLength is the number of elements k = lane + 32 i < v of a lane.
+JUMPFLOW_HD int64_t LaneLength(int64_t v, int lane) {
+  return lane < v ? (v - lane + kLanes - 1) / kLanes : 0;
+}
+
+// SegmentLength is ceil(ceil(v / 32) / 32): the values of i per segment.
+JUMPFLOW_HD int64_t SegmentLength(int64_t v) {
+  const int64_t n = (v + kLanes - 1) / kLanes;
+  return (n + kSegments - 1) / kSegments;
+}
+
+// SegmentSum is S_t of segment `seg` of lane `lane` (file comment).
+JUMPFLOW_HD double SegmentSum(const float* z, int64_t v, int32_t x, float zmax, int lane,
+                              int seg) {
+  const int64_t len = SegmentLength(v), n = LaneLength(v, lane);
+  const int64_t end = (seg + 1) * len < n ? (seg + 1) * len : n;
+  double s = 0.0;
+  for (int64_t i = seg * len; i < end; ++i) {
+    const int64_t k = lane + static_cast<int64_t>(kLanes) * i;
+    if (k != x) s += static_cast<double>(ExpEvF(z[k] - zmax));
+  }
+  return s;
+}
+
+// PickSegment walks the kSegments segment sums with *remainder (level 2 of
+// the file comment): returns the segment and leaves its remainder in
+// *remainder, or -1 when rounding ran past the last segment.
+JUMPFLOW_HD int PickSegment(const double* seg_sums, double* remainder) {
+  for (int t = 0; t < kSegments; ++t) {
+    const double s = seg_sums[t];
+    if (!(s > 0.0)) continue;
+    if (*remainder < s) return t;
+    *remainder -= s;
+  }
+  return -1;
+}
+
+// LastInLane is the last element k != x of a lane (-1 when none).
+JUMPFLOW_HD int32_t LastInLane(int64_t v, int32_t x, int lane) {
+  for (int64_t i = LaneLength(v, lane) - 1; i >= 0; --i) {
+    const int64_t k = lane + static_cast<int64_t>(kLanes) * i;
+    if (k != x) return static_cast<int32_t>(k);
+  }
+  return -1;
+}
+
+// SelectInLane runs levels 2 and 3 of the file comment on lane `lane` of row
+// z (V elements, excluded x, row max zmax) with the remainder of SelectLane
+// and returns the token.
 JUMPFLOW_HD int32_t SelectInLane(const float* z, int64_t v, int32_t x, float zmax, int lane,
                                  double remainder) {
+  double sums[kSegments];
+  for (int t = 0; t < kSegments; ++t) sums[t] = SegmentSum(z, v, x, zmax, lane, t);
+  const int seg = PickSegment(sums, &remainder);
+  if (seg < 0) return LastInLane(v, x, lane);
+  const int64_t len = SegmentLength(v), n = LaneLength(v, lane);
+  const int64_t end = (seg + 1) * len < n ? (seg + 1) * len : n;
   int32_t last = -1;
-  for (int64_t k = lane; k < v; k += kLanes) {
+  for (int64_t i = seg * len; i < end; ++i) {
+    const int64_t k = lane + static_cast<int64_t>(kLanes) * i;
     if (k == x) continue;
     const double e = static_cast<double>(ExpEvF(z[k] - zmax));
     last = static_cast<int32_t>(k);
@@ -201,6 +269,18 @@ JUMPFLOW_HD int64_t SelectRow(const double* rates, int64_t n, double total, doub
 JUMPFLOW_HD float LaneChunkLoad(const float* z, int64_t v, int64_t base, int lane, float* vals,
                                 bool* finite) {
   float m = NegInfF();
+  if (base + kChunk <= v) {
+    // A full chunk: unconditional loads, one finiteness test.
+    float check = 0.0f;
+    for (int i = 0; i < kPerLane; ++i) {
+      const float val = z[base + lane + kLanes * i];
+      check += val - val;  // 0 unless some value is inf or NaN
+      vals[i] = val;
+      m = MaxF(m, val);
+    }
+    if (!(check == 0.0f)) *finite = false;
+    return m;
+  }
   for (int i = 0; i < kPerLane; ++i) {
     const int64_t k = base + lane + static_cast<int64_t>(kLanes) * i;
     const float val = k < v ? z[k] : NegInfF();
@@ -215,6 +295,11 @@ JUMPFLOW_HD float LaneChunkLoad(const float* z, int64_t v, int64_t base, int lan
 // from LaneChunkLoad) to its sum *s, after the chunk's rescale.
 JUMPFLOW_HD void LaneChunkAccumulate(const float* vals, int64_t v, int64_t base, int lane,
                                      int32_t x, float m, float* s) {
+  if (base + kChunk <= v && (x < base || x >= base + kChunk)) {
+    // A full chunk without the excluded token: the same additions, no tests.
+    for (int i = 0; i < kPerLane; ++i) *s += ExpEvF(vals[i] - m);
+    return;
+  }
   for (int i = 0; i < kPerLane; ++i) {
     const int64_t k = base + lane + static_cast<int64_t>(kLanes) * i;
     if (k < v && k != x) *s += ExpEvF(vals[i] - m);

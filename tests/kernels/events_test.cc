@@ -15,6 +15,8 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "kernels/detail/event_math.h"
@@ -132,7 +134,8 @@ RefRow RefScanRow(const Batch& bt, int64_t r, int32_t x, float c) {
   return out;
 }
 
-// RefSelect is the two-level inverse CDF with uniform u.
+// RefSelect is the three-level inverse CDF with uniform u (lanes, 32
+// segments of each lane, elements; kernels/detail/event_math.h).
 int32_t RefSelect(const Batch& bt, int64_t r, int32_t x, const RefRow& row, double u) {
   const float* z = bt.raw.data() + r * bt.cols + (HasRateColumn(bt.param) ? 1 : 0);
   const double target = MulD(u, row.s_excl);
@@ -149,15 +152,37 @@ int32_t RefSelect(const Batch& bt, int64_t r, int32_t x, const RefRow& row, doub
     lane = j;
   }
   if (lane < 0) return -1;
-  int32_t last = -1;
-  for (int64_t k = lane; k < bt.v; k += 32) {
-    if (k == x) continue;
-    const double e = detail::ExpEvF(z[k] - row.zmax);
-    last = static_cast<int32_t>(k);
-    if (rem < e) return last;
-    rem -= e;
+  // The lane's elements, in order, with their segment.
+  std::vector<int64_t> ks;
+  for (int64_t k = lane; k < bt.v; k += 32) ks.push_back(k);
+  const int64_t per_lane_max = (bt.v + 31) / 32;
+  const int64_t seg_len = (per_lane_max + 31) / 32;
+  auto e_of = [&](int64_t k) { return static_cast<double>(detail::ExpEvF(z[k] - row.zmax)); };
+  for (int64_t t = 0; t < 32; ++t) {
+    const int64_t i0 = std::min<int64_t>(t * seg_len, static_cast<int64_t>(ks.size()));
+    const int64_t i1 = std::min<int64_t>(i0 + seg_len, static_cast<int64_t>(ks.size()));
+    double seg = 0.0;
+    for (int64_t i = i0; i < i1; ++i) {
+      if (ks[i] != x) seg += e_of(ks[i]);
+    }
+    if (!(seg > 0.0)) continue;
+    if (!(rem < seg)) {
+      rem -= seg;
+      continue;
+    }
+    int32_t last = -1;
+    for (int64_t i = i0; i < i1; ++i) {
+      if (ks[i] == x) continue;
+      last = static_cast<int32_t>(ks[i]);
+      if (rem < e_of(ks[i])) return last;
+      rem -= e_of(ks[i]);
+    }
+    return last;
   }
-  return last;
+  for (auto it = ks.rbegin(); it != ks.rend(); ++it) {
+    if (*it != x) return static_cast<int32_t>(*it);
+  }
+  return -1;
 }
 
 // RefSampleStep applies the reference to every row.
@@ -200,7 +225,7 @@ TEST(SampleStepTest, MatchesReferenceBitForBit) {
   const Parametrization params[] = {Parametrization::kSoftmax, Parametrization::kLogRateSoftmax,
                                     Parametrization::kSoftplusRateSoftmax};
   // Widths: one partial vector, exact vectors, chunk + tail, several chunks.
-  for (int64_t v : {5, 32, 37, 256, 300, 1100}) {
+  for (int64_t v : {5, 32, 37, 256, 300, 1100, 4099}) {
     for (Parametrization p : params) {
       for (JumpProbability jump : {JumpProbability::kLinear, JumpProbability::kExponential}) {
         for (int variant = 0; variant < 2; ++variant) {
@@ -346,11 +371,13 @@ double ChiSquareCritical(int dof, double z) {
 
 // Token draws: every row of a batch has the same logits; over 240,000 draws
 // (different steps) the new tokens follow p_a / (1 - p_x). Level 1e-4.
-TEST(SampleStepTest, TargetTokensFollowTheSoftmaxByChiSquare) {
-  const int64_t v = 300, rows = 1000;  // V crosses a chunk boundary (256 + 44)
-  const int32_t x = 270;               // excluded token in the tail chunk
+// TargetChiSquare draws rows x steps target tokens of one softmax row of
+// width v (logits N(0, sd^2), excluded x) and returns the chi-square against the softmax with
+// the critical value at p = 1e-4.
+std::pair<double, double> TargetChiSquare(int64_t v, int32_t x, float sd, int64_t rows,
+                                          uint32_t steps) {
   std::mt19937_64 rng(3);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::normal_distribution<float> normal(0.0f, sd);
   std::vector<float> z(static_cast<size_t>(v));
   for (float& val : z) val = normal(rng);
   z[x] = 3.0f;
@@ -366,13 +393,13 @@ TEST(SampleStepTest, TargetTokensFollowTheSoftmaxByChiSquare) {
   bt.steps = {0};
   std::vector<int64_t> counts(static_cast<size_t>(v), 0);
   int64_t n = 0;
-  for (uint32_t step = 0; step < 240; ++step) {
+  for (uint32_t step = 0; step < steps; ++step) {
     bt.steps[0] = step;
     StepOut out;
     out.result = SampleStepCpu(StepArgs(bt, &out, 2024));
-    ASSERT_EQ(out.result.jumps, rows);
+    EXPECT_EQ(out.result.jumps, rows);
     for (int32_t t : out.token) {
-      ASSERT_NE(t, x);
+      EXPECT_NE(t, x);
       ++counts[static_cast<size_t>(t)];
       ++n;
     }
@@ -387,7 +414,19 @@ TEST(SampleStepTest, TargetTokensFollowTheSoftmaxByChiSquare) {
     const double expected = static_cast<double>(n) * std::exp(z[k] - mx) / s;
     chi2 += (counts[k] - expected) * (counts[k] - expected) / expected;
   }
-  EXPECT_LT(chi2, ChiSquareCritical(static_cast<int>(v - 2), 3.719)) << "chi2 " << chi2;
+  return {chi2, ChiSquareCritical(static_cast<int>(v - 2), 3.719)};
+}
+
+TEST(SampleStepTest, TargetTokensFollowTheSoftmaxByChiSquare) {
+  // V = 300 crosses a chunk boundary (256 + 44), x in the tail chunk; V =
+  // 5000 has segments of 5 elements per lane (the three-level walk); its
+  // logits are narrower so every expected count is >= 9.
+  const std::tuple<int64_t, int32_t, float, uint32_t> cases[] = {{300, 270, 1.0f, 240},
+                                                                 {5000, 4100, 0.3f, 150}};
+  for (const auto& [v, x, sd, steps] : cases) {
+    const auto [chi2, critical] = TargetChiSquare(v, x, sd, 1000, steps);
+    EXPECT_LT(chi2, critical) << "V " << v << " chi2 " << chi2;
+  }
 }
 
 // Jump frequencies: rows with p in (0, 1) jump with probability p (linear:
