@@ -2,9 +2,10 @@
 // kernels/gillespie.h): one warp per row runs the canonical chunked online
 // scan of kernels/detail/event_math.h (thread j = lane j, eight elements of
 // each 256-element chunk, the next chunk loaded while the current one is
-// reduced), then lane 0 finishes the row with the same scalar code as the
-// CPU backend. Gillespie adds one warp per sequence for the segmented sum
-// and the event choice.
+// reduced), every lane finishes the row with the same scalar code as the
+// CPU backend, and a jumping row's token is chosen by the whole warp (one
+// segment sum per thread). Gillespie adds one warp per sequence for the
+// segmented sum and the event choice.
 //
 // Compiled with --fmad=false (kernels/CMakeLists.txt): together with the
 // explicit FMAs of detail::ExpEvF this makes every result bit-identical to
@@ -73,6 +74,50 @@ __device__ bool RowRateOf(Parametrization p, const float* raw_row, int64_t v, in
   return true;
 }
 
+// WarpSelect is the per-warp shared scratch of WarpSelectToken.
+struct WarpSelect {
+  double seg[detail::kSegments];
+  float e[kLanes];
+};
+
+// WarpSelectToken is detail::SelectToken run by the whole warp (every lane
+// gets the token): thread j computes segment sum j of the chosen lane, every
+// lane walks the 32 sums (the same doubles in the same order, so the same
+// choice), then the chosen segment's elements are loaded 32 at a time and
+// walked from shared memory. Bit-identical to the CPU's sequential walk.
+__device__ int32_t WarpSelectToken(const float* z, int64_t v, int32_t x, const RowScan& scan,
+                                   double s_excl, double u, WarpSelect* ws) {
+  const int me = static_cast<int>(threadIdx.x & 31u);
+  double rem = 0.0;
+  const int lane = detail::SelectLane(scan.lane, s_excl, u, &rem);
+  if (lane < 0) return -1;
+  ws->seg[me] = detail::SegmentSum(z, v, x, scan.zmax, lane, me);
+  __syncwarp();
+  const int seg = detail::PickSegment(ws->seg, &rem);
+  __syncwarp();
+  if (seg < 0) return detail::LastInLane(v, x, lane);
+  const int64_t len = detail::SegmentLength(v), n = detail::LaneLength(v, lane);
+  const int64_t end = (seg + 1) * len < n ? (seg + 1) * len : n;
+  int32_t last = -1;
+  for (int64_t base = seg * len; base < end; base += kLanes) {
+    const int64_t i = base + me;
+    const int64_t k = lane + static_cast<int64_t>(kLanes) * i;
+    ws->e[me] = i < end && k != x ? detail::ExpEvF(z[k] - scan.zmax) : 0.0f;
+    __syncwarp();
+    const int count = end - base < kLanes ? static_cast<int>(end - base) : kLanes;
+    for (int j = 0; j < count; ++j) {
+      const int64_t kj = lane + static_cast<int64_t>(kLanes) * (base + j);
+      if (kj == x) continue;
+      const double e = static_cast<double>(ws->e[j]);
+      last = static_cast<int32_t>(kj);
+      if (rem < e) return last;  // every lane returns here together
+      rem -= e;
+    }
+    __syncwarp();
+  }
+  return last;
+}
+
 // SequenceOf: the last b with offsets[b] <= r (upper bound - 1).
 __device__ int64_t SequenceOf(const int64_t* offsets, int64_t num_sequences, int64_t r) {
   int64_t lo = 0, hi = num_sequences + 1;  // first index with offsets[i] > r in [lo, hi)
@@ -94,6 +139,7 @@ struct Counters {
 
 __global__ void SampleStepKernel(SampleStepArgs a, Counters* counters) {
   __shared__ RowScan scans[kWarpsPerBlock];
+  __shared__ WarpSelect selects[kWarpsPerBlock];
   const int warp = static_cast<int>(threadIdx.x >> 5);
   const int lane = static_cast<int>(threadIdx.x & 31u);
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
@@ -101,16 +147,18 @@ __global__ void SampleStepKernel(SampleStepArgs a, Counters* counters) {
   const int64_t v = a.vocab;
   const int64_t cols = RawColumns(a.parametrization, v);
   const float* raw_row = a.raw + r * cols;
+  const float* z = raw_row + (HasRateColumn(a.parametrization) ? 1 : 0);
   const int32_t x = a.tokens != nullptr ? a.tokens[r] : -1;
   RowScan* scan = &scans[warp];
-  WarpScanRow(raw_row + (HasRateColumn(a.parametrization) ? 1 : 0), v, x, scan);
-  if (lane != 0) return;
+  WarpScanRow(z, v, x, scan);
+  // Every lane finishes the row (the same scalar code on the same shared
+  // scan, so the same values) and joins the token choice.
   const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
   double rate = 0.0, s_excl = 0.0;
   uint8_t jumped = 0;
   int32_t token = x;
   if (!RowRateOf(a.parametrization, raw_row, v, x, c, *scan, &rate, &s_excl)) {
-    AtomicMinRow(&counters->first_nonfinite, r);
+    if (lane == 0) AtomicMinRow(&counters->first_nonfinite, r);
   } else {
     const int64_t b = SequenceOf(a.offsets, a.num_sequences, r);
     const double p =
@@ -123,22 +171,28 @@ __global__ void SampleStepKernel(SampleStepArgs a, Counters* counters) {
       const detail::EventUniforms u = detail::KeyedUniforms(
           a.seed, seq, a.stream, step, static_cast<uint32_t>(r - a.offsets[b]));
       if (u.first < p) {
-        const float* z = raw_row + (HasRateColumn(a.parametrization) ? 1 : 0);
-        const int32_t t = detail::SelectToken(z, v, x, *scan, s_excl, u.second);
+        const int32_t t = WarpSelectToken(z, v, x, *scan, s_excl, u.second, &selects[warp]);
         if (t >= 0) {
           jumped = 1;
           token = t;
-          atomicAdd(&counters->events, 1ull);
+          if (lane == 0) atomicAdd(&counters->events, 1ull);
         }
       }
     }
   }
+  if (lane != 0) return;
   a.jumped[r] = jumped;
   a.new_token[r] = token;
   if (a.row_rate != nullptr) a.row_rate[r] = rate;
 }
 
-__global__ void GillespieRowsKernel(GillespieArgs a, Counters* counters) {
+// kStoreScanMinVocab: from this row width on, the Gillespie rows kernel
+// stores each row's scan (136 bytes, under 4% of the row) so the
+// per-sequence kernel need not scan the chosen row again with one warp
+// (a latency-bound walk over the whole row). Below it rescanning is cheaper.
+constexpr int64_t kStoreScanMinVocab = 1024;
+
+__global__ void GillespieRowsKernel(GillespieArgs a, Counters* counters, RowScan* stored) {
   __shared__ RowScan scans[kWarpsPerBlock];
   const int warp = static_cast<int>(threadIdx.x >> 5);
   const int lane = static_cast<int>(threadIdx.x & 31u);
@@ -150,6 +204,13 @@ __global__ void GillespieRowsKernel(GillespieArgs a, Counters* counters) {
   const int32_t x = a.tokens != nullptr ? a.tokens[r] : -1;
   RowScan* scan = &scans[warp];
   WarpScanRow(raw_row + (HasRateColumn(a.parametrization) ? 1 : 0), v, x, scan);
+  if (stored != nullptr) {
+    stored[r].lane[lane] = scan->lane[lane];
+    if (lane == 0) {
+      stored[r].zmax = scan->zmax;
+      stored[r].finite = scan->finite;
+    }
+  }
   if (lane != 0) return;
   const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
   double rate = 0.0, s_excl = 0.0;
@@ -159,35 +220,62 @@ __global__ void GillespieRowsKernel(GillespieArgs a, Counters* counters) {
   a.row_rate[r] = rate;
 }
 
-__global__ void GillespieSelectKernel(GillespieArgs a, Counters* counters) {
+__global__ void GillespieSelectKernel(GillespieArgs a, Counters* counters,
+                                      const RowScan* stored) {
   __shared__ RowScan scans[kWarpsPerBlock];
+  __shared__ WarpSelect selects[kWarpsPerBlock];
+  __shared__ double staged[kWarpsPerBlock][kLanes];
   const int warp = static_cast<int>(threadIdx.x >> 5);
   const int lane = static_cast<int>(threadIdx.x & 31u);
   const int64_t b = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
   if (b >= a.num_sequences) return;
   const int64_t begin = a.offsets[b], end = a.offsets[b + 1];
-  // Lane 0: the sequential total and the row choice.
-  int64_t row = -1;
-  double u_token = 0.0;
+  double* sh = staged[warp];
+  // The sequence's row rates pass through shared memory 32 at a time (one
+  // coalesced load each); every lane then runs the same sequential double
+  // sum and detail::SelectRow walk over them, so every lane gets the CPU's
+  // bits without a global-memory latency per row.
+  auto stage = [&](int64_t base) {
+    __syncwarp();
+    sh[lane] = base + lane < end ? a.row_rate[base + lane] : 0.0;
+    __syncwarp();
+    return end - base < kLanes ? static_cast<int>(end - base) : kLanes;
+  };
+  double sum = 0.0;
+  for (int64_t base = begin; base < end; base += kLanes) {
+    const int n = stage(base);
+    for (int j = 0; j < n; ++j) sum += sh[j];
+  }
   if (lane == 0) {
-    double sum = 0.0;
-    for (int64_t r = begin; r < end; ++r) sum += a.row_rate[r];
     a.total[b] = sum;
     a.event_position[b] = -1;
     a.event_token[b] = -1;
-    if (sum > 0.0) {
-      const uint32_t seq = a.sequence_ids != nullptr
-                               ? a.sequence_ids[b]
-                               : a.first_sequence_id + static_cast<uint32_t>(b);
-      const uint32_t step = a.steps != nullptr ? a.steps[b] : a.step;
-      const detail::EventUniforms u = detail::KeyedUniforms(a.seed, seq, a.stream, step, 0);
-      row = detail::SelectRow(a.row_rate + begin, end - begin, sum, u.first);
-      u_token = u.second;
+  }
+  if (!(sum > 0.0)) return;  // whole warp
+  const uint32_t seq = a.sequence_ids != nullptr ? a.sequence_ids[b]
+                                                 : a.first_sequence_id + static_cast<uint32_t>(b);
+  const uint32_t step = a.steps != nullptr ? a.steps[b] : a.step;
+  const detail::EventUniforms u = detail::KeyedUniforms(a.seed, seq, a.stream, step, 0);
+  const double u_token = u.second;
+  // detail::SelectRow over the staged rates.
+  const double target = detail::MulD(u.first, sum);
+  double acc = 0.0;
+  int64_t row = -1;
+  bool found = false;
+  for (int64_t base = begin; base < end && !found; base += kLanes) {
+    const int n = stage(base);
+    for (int j = 0; j < n; ++j) {
+      const double m = sh[j];
+      if (!(m > 0.0)) continue;
+      row = base - begin + j;
+      if (target < acc + m) {
+        found = true;
+        break;
+      }
+      acc += m;
     }
   }
-  row = static_cast<int64_t>(__shfl_sync(kFullMask, static_cast<long long>(row), 0));
   if (row < 0) return;  // whole warp
-  u_token = __shfl_sync(kFullMask, u_token, 0);
   const int64_t r = begin + row;
   const int64_t v = a.vocab;
   const int64_t cols = RawColumns(a.parametrization, v);
@@ -195,13 +283,21 @@ __global__ void GillespieSelectKernel(GillespieArgs a, Counters* counters) {
   const float* z = raw_row + (HasRateColumn(a.parametrization) ? 1 : 0);
   const int32_t x = a.tokens != nullptr ? a.tokens[r] : -1;
   RowScan* scan = &scans[warp];
-  WarpScanRow(z, v, x, scan);
-  if (lane != 0) return;
+  if (stored != nullptr) {
+    scan->lane[lane] = stored[r].lane[lane];
+    if (lane == 0) {
+      scan->zmax = stored[r].zmax;
+      scan->finite = stored[r].finite;
+    }
+    __syncwarp();
+  } else {
+    WarpScanRow(z, v, x, scan);
+  }
   const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
   double rate = 0.0, s_excl = 0.0;
   RowRateOf(a.parametrization, raw_row, v, x, c, *scan, &rate, &s_excl);
-  const int32_t t = detail::SelectToken(z, v, x, *scan, s_excl, u_token);
-  if (t < 0) return;
+  const int32_t t = WarpSelectToken(z, v, x, *scan, s_excl, u_token, &selects[warp]);
+  if (t < 0 || lane != 0) return;
   a.event_position[b] = static_cast<int32_t>(row);
   a.event_token[b] = t;
   atomicAdd(&counters->events, 1ull);
@@ -305,6 +401,7 @@ std::string GillespieCuda(const GillespieArgs& args, bool host, GillespieResult*
   JUMPFLOW_STAGE(total.Output(args.total, nb, host));
   JUMPFLOW_STAGE(position.Output(args.event_position, nb, host));
   JUMPFLOW_STAGE(token.Output(args.event_token, nb, host));
+  DeviceBuffer<RowScan> scans(stream);  // stored row scans (wide rows only)
   DeviceBuffer<Counters> counters(stream);
   JUMPFLOW_CUDA_TRY(counters.Allocate(1));
   const Counters init{0ull, ~0ull};
@@ -323,12 +420,15 @@ std::string GillespieCuda(const GillespieArgs& args, bool host, GillespieResult*
   d.event_position = position.get();
   d.event_token = token.get();
   if (args.rows > 0) {
-    GillespieRowsKernel<<<BlocksFor(args.rows), 32 * kWarpsPerBlock, 0, stream>>>(d,
-                                                                                  counters.get());
+    if (args.vocab >= kStoreScanMinVocab) {
+      JUMPFLOW_CUDA_TRY(scans.Allocate(nr));
+    }
+    GillespieRowsKernel<<<BlocksFor(args.rows), 32 * kWarpsPerBlock, 0, stream>>>(
+        d, counters.get(), scans.get());
     JUMPFLOW_CUDA_TRY_LAUNCH("GillespieRowsKernel");
   }
   GillespieSelectKernel<<<BlocksFor(args.num_sequences), 32 * kWarpsPerBlock, 0, stream>>>(
-      d, counters.get());
+      d, counters.get(), scans.get());
   JUMPFLOW_CUDA_TRY_LAUNCH("GillespieSelectKernel");
   JUMPFLOW_STAGE(row_rate.CopyBack());
   JUMPFLOW_STAGE(total.CopyBack());
