@@ -1,13 +1,16 @@
 // @brief CUDA backend of the fused parametrization + Bregman loss +
 // gradient (kernels/loss.h): one warp per row for rows of up to
-// kWarpRowMaxCols columns (eight rows per block), one block of kBlockThreads
-// per row above that (so the rows in flight stay in L2 between the passes).
+// kWarpRowMaxCols columns (eight rows per block); above that one block of
+// kBlockThreads per row, with a grid-stride loop over the rows and only as
+// many blocks as keep the rows in flight within the L2 (the three passes
+// over a row then read it from DRAM once).
 // The row arithmetic is kernels/detail/loss_row.h, shared with the host
 // emulation the tests run. Row losses go to a device array reduced by one
 // block in a fixed order (deterministic run to run); the mean's row count
 // is computed on the device first, so device-resident masks work.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -20,7 +23,7 @@ namespace {
 
 constexpr int kWarpRowMaxCols = 2048;
 constexpr int kRowsPerWarpBlock = 8;
-constexpr int kBlockThreads = 256;
+constexpr int kBlockThreads = 512;
 constexpr int kReduceThreads = 512;
 
 // WarpTeam: the 32 lanes of a warp share a row.
@@ -157,15 +160,32 @@ __global__ void LossWarpKernel(DeviceLossArgs d) {
 }
 
 template <Divergence D, bool kDense>
-__global__ void LossBlockKernel(DeviceLossArgs d) {
+__global__ void __launch_bounds__(kBlockThreads) LossBlockKernel(DeviceLossArgs d) {
   __shared__ double scratch[BlockTeam::kWarps];
-  const int64_t r = blockIdx.x;
   const BlockTeam team{scratch};
-  detail::LossRowIn in;
-  float weight = 0.0f;
-  if (!PrepareRow(team, d, r, &in, &weight)) return;  // uniform per block
-  const detail::LossRowOut out = detail::LossRow<BlockTeam, D, kDense>(team, in);
-  FinishRow(team, d, r, in, weight, out);
+  for (int64_t r = blockIdx.x; r < d.a.rows; r += gridDim.x) {
+    detail::LossRowIn in;
+    float weight = 0.0f;
+    if (!PrepareRow(team, d, r, &in, &weight)) continue;  // uniform per block
+    const detail::LossRowOut out = detail::LossRow<BlockTeam, D, kDense>(team, in);
+    FinishRow(team, d, r, in, weight, out);
+    team.Sync();  // the next row's reductions reuse scratch
+  }
+}
+
+// BlockGridSize is the LossBlockKernel grid: as many blocks as keep their
+// rows' raw outputs within 3/4 of the L2 (at least one block per
+// multiprocessor), at most one per row.
+std::string BlockGridSize(int64_t rows, int64_t cols, unsigned* grid) {
+  int dev = 0, sms = 0, l2 = 0;
+  JUMPFLOW_CUDA_TRY(cudaGetDevice(&dev));
+  JUMPFLOW_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  JUMPFLOW_CUDA_TRY(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
+  const int64_t row_bytes = cols * static_cast<int64_t>(sizeof(float));  // re-read: raw
+  int64_t blocks = std::max<int64_t>(sms, int64_t{l2} * 3 / 4 / std::max<int64_t>(row_bytes, 1));
+  blocks = std::min(blocks, rows);
+  *grid = static_cast<unsigned>(std::max<int64_t>(blocks, 1));
+  return {};
 }
 
 // CountActiveKernel sets *active to the number of rows with mask != 0 (all
@@ -208,7 +228,9 @@ std::string LaunchRows(const DeviceLossArgs& d, int64_t cols, cudaStream_t strea
         <<<static_cast<unsigned>(blocks), 32 * kRowsPerWarpBlock, 0, stream>>>(d);
     JUMPFLOW_CUDA_TRY_LAUNCH("LossWarpKernel");
   } else {
-    LossBlockKernel<D, kDense><<<static_cast<unsigned>(d.a.rows), kBlockThreads, 0, stream>>>(d);
+    unsigned grid = 0;
+    JUMPFLOW_STAGE(BlockGridSize(d.a.rows, cols, &grid));
+    LossBlockKernel<D, kDense><<<grid, kBlockThreads, 0, stream>>>(d);
     JUMPFLOW_CUDA_TRY_LAUNCH("LossBlockKernel");
   }
   return {};

@@ -202,6 +202,9 @@ JUMPFLOW_HD float SmBgDelta(float a, const PredF& p) {
   return -a - a * p.bq_over_one_minus_b;
 }
 
+// kLoadBatch is the number of a thread's elements loaded together.
+constexpr int kLoadBatch = 8;
+
 // SoftmaxLossRow handles kSoftmax and the rate x softmax parametrizations.
 template <class Team, Divergence D, bool kDense>
 JUMPFLOW_HD LossRowOut SoftmaxLossRow(const Team& team, const LossRowIn& in) {
@@ -214,23 +217,33 @@ JUMPFLOW_HD LossRowOut SoftmaxLossRow(const Team& team, const LossRowIn& in) {
   const int t0 = team.rank(), ts = team.size();
 
   // Pass A: online max and sums of e and e^2, finiteness.
+  // The loads of kLoadBatch elements are issued together before they are
+  // used (one memory latency per batch, not per element, on the GPU); the
+  // element order is unchanged.
   float m = NegInfF(), s = 0.0f, s2 = 0.0f;
   bool fin = true;
-  for (int64_t k = t0; k < v; k += ts) {
-    const float zk = z[k];
-    if (!(zk - zk == 0.0f)) {
-      fin = false;
-      continue;
+  for (int64_t k0 = t0; k0 < v; k0 += kLoadBatch * ts) {
+    float zb[kLoadBatch];
+    for (int i = 0; i < kLoadBatch; ++i) {
+      const int64_t k = k0 + i * ts;
+      zb[i] = k < v ? z[k] : NegInfF();
     }
-    if (zk > m) {
-      const float f = ExpF(m - zk);
-      s = s * f + 1.0f;
-      s2 = s2 * f * f + 1.0f;
-      m = zk;
-    } else {
-      const float e = ExpF(zk - m);
-      s += e;
-      s2 += e * e;
+    for (int i = 0; i < kLoadBatch && k0 + i * ts < v; ++i) {
+      const float zk = zb[i];
+      if (!(zk - zk == 0.0f)) {
+        fin = false;
+        continue;
+      }
+      if (zk > m) {
+        const float f = ExpF(m - zk);
+        s = s * f + 1.0f;
+        s2 = s2 * f * f + 1.0f;
+        m = zk;
+      } else {
+        const float e = ExpF(zk - m);
+        s += e;
+        s2 += e * e;
+      }
     }
   }
   if (has_rate && !(in.raw[0] - in.raw[0] == 0.0f)) fin = false;
@@ -256,9 +269,10 @@ JUMPFLOW_HD LossRowOut SoftmaxLossRow(const Team& team, const LossRowIn& in) {
   const float b_scale = lambda * inv;
   const float log_sum = logf(sum);
   const float e_x = x >= 0 ? ExpF(z[x] - zmax) : 0.0f;
-  auto pred_at = [&](int64_t k, float e) {
-    return SoftmaxPredOf<kBce>(b_scale * e, log_lambda + (z[k] - zmax) - log_sum);
+  auto pred_of = [&](float zk, float e) {
+    return SoftmaxPredOf<kBce>(b_scale * e, log_lambda + (zk - zmax) - log_sum);
   };
+  auto pred_at = [&](int64_t k, float e) { return pred_of(z[k], e); };
 
   // Pass B: the loss and BG.
   double loss = 0.0, big_g = 0.0;
@@ -309,16 +323,24 @@ JUMPFLOW_HD LossRowOut SoftmaxLossRow(const Team& team, const LossRowIn& in) {
   // Pass C: the gradient.
   const float bg = static_cast<float>(bg_total);
   const float gw = in.gw;
-  for (int64_t k = t0; k < v; k += ts) {
-    const float e = ExpF(z[k] - zmax);
-    float gk;
-    if (k == x) {
-      gk = -gw * inv * e * bg;
-    } else {
-      const float a = kDense ? in.dense[k] : 0.0f;
-      gk = gw * (SmBg<D>(a, pred_at(k, e)) - inv * e * bg);
+  for (int64_t k0 = t0; k0 < v; k0 += kLoadBatch * ts) {
+    float zb[kLoadBatch], ab[kLoadBatch];
+    for (int i = 0; i < kLoadBatch; ++i) {
+      const int64_t k = k0 + i * ts;
+      zb[i] = k < v ? z[k] : 0.0f;
+      ab[i] = kDense && k < v ? in.dense[k] : 0.0f;
     }
-    g[k] = gk;
+    for (int i = 0; i < kLoadBatch && k0 + i * ts < v; ++i) {
+      const int64_t k = k0 + i * ts;
+      const float e = ExpF(zb[i] - zmax);
+      float gk;
+      if (k == x) {
+        gk = -gw * inv * e * bg;
+      } else {
+        gk = gw * (SmBg<D>(ab[i], pred_of(zb[i], e)) - inv * e * bg);
+      }
+      g[k] = gk;
+    }
   }
   if constexpr (!kDense) {
     team.Sync();
