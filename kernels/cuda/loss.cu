@@ -68,6 +68,13 @@ struct BlockTeam {
   __device__ void Sync() const { __syncthreads(); }
 };
 
+// DeviceResults are the call's scalar results, copied back in one go.
+struct DeviceResults {
+  double sum;
+  int64_t active;                      // unmasked rows
+  unsigned long long first_nonfinite;  // min row, all ones = none
+};
+
 // DeviceLossArgs is LossArgs<float> with device pointers plus the scratch.
 struct DeviceLossArgs {
   LossArgs<float> a;
@@ -262,17 +269,9 @@ std::string FusedLossCuda(const LossArgs<float>& args, bool host, LossResult* re
   const size_t n_raw = static_cast<size_t>(rows * cols);
   const bool dense = args.dense_targets != nullptr;
 
-  // Sparse entry count: offsets[rows] (read from the host or the device).
-  int64_t nnz = 0;
-  if (!dense) {
-    if (host) {
-      nnz = args.sparse_row_offsets[rows];
-    } else {
-      JUMPFLOW_CUDA_TRY(cudaMemcpyAsync(&nnz, args.sparse_row_offsets + rows, sizeof(nnz),
-                                        cudaMemcpyDeviceToHost, stream));
-      JUMPFLOW_CUDA_TRY(cudaStreamSynchronize(stream));
-    }
-  }
+  // Sparse entry count offsets[rows]: only host arrays are copied, so only
+  // they need it (device arrays are used in place, no synchronisation).
+  const int64_t nnz = !dense && host ? args.sparse_row_offsets[rows] : 0;
   Staged<float> raw(stream), dense_t(stream), sp_vals(stream), weights(stream), scales(stream);
   Staged<int64_t> sp_off(stream);
   Staged<int32_t> sp_cols(stream), excluded(stream);
@@ -291,14 +290,13 @@ std::string FusedLossCuda(const LossArgs<float>& args, bool host, LossResult* re
   JUMPFLOW_STAGE(grad.Output(args.grad, n_raw, host));
   JUMPFLOW_STAGE(row_loss.Output(args.row_loss, nr, host));
 
-  DeviceBuffer<double> scratch(stream), sum(stream);
-  DeviceBuffer<int64_t> active(stream);
-  DeviceBuffer<unsigned long long> first(stream);
+  DeviceBuffer<double> scratch(stream);
+  DeviceBuffer<DeviceResults> results(stream);
   JUMPFLOW_CUDA_TRY(scratch.Allocate(nr));
-  JUMPFLOW_CUDA_TRY(sum.Allocate(1));
-  JUMPFLOW_CUDA_TRY(active.Allocate(1));
-  JUMPFLOW_CUDA_TRY(first.Allocate(1));
-  JUMPFLOW_CUDA_TRY(cudaMemsetAsync(first.get(), 0xff, sizeof(unsigned long long), stream));
+  JUMPFLOW_CUDA_TRY(results.Allocate(1));
+  DeviceResults* res = results.get();
+  JUMPFLOW_CUDA_TRY(
+      cudaMemsetAsync(&res->first_nonfinite, 0xff, sizeof(res->first_nonfinite), stream));
 
   DeviceLossArgs d;
   d.a = args;
@@ -313,33 +311,27 @@ std::string FusedLossCuda(const LossArgs<float>& args, bool host, LossResult* re
   d.a.excluded_cols = excluded.get();
   d.a.grad = grad.get();
   d.a.row_loss = row_loss.get();
-  d.active = active.get();
+  d.active = &res->active;
   d.row_loss_scratch = scratch.get();
-  d.first_nonfinite = first.get();
+  d.first_nonfinite = &res->first_nonfinite;
 
-  CountActiveKernel<<<1, kReduceThreads, 0, stream>>>(d.a.row_mask, rows, active.get());
+  CountActiveKernel<<<1, kReduceThreads, 0, stream>>>(d.a.row_mask, rows, &res->active);
   JUMPFLOW_CUDA_TRY_LAUNCH("CountActiveKernel");
   JUMPFLOW_STAGE(dense ? LaunchForDivergence<true>(d, cols, stream)
                        : LaunchForDivergence<false>(d, cols, stream));
-  SumKernel<<<1, kReduceThreads, 0, stream>>>(scratch.get(), rows, sum.get());
+  SumKernel<<<1, kReduceThreads, 0, stream>>>(scratch.get(), rows, &res->sum);
   JUMPFLOW_CUDA_TRY_LAUNCH("SumKernel");
 
   JUMPFLOW_STAGE(grad.CopyBack());
   JUMPFLOW_STAGE(row_loss.CopyBack());
-  double h_sum = 0.0;
-  int64_t h_active = 0;
-  unsigned long long h_first = 0;
-  JUMPFLOW_CUDA_TRY(
-      cudaMemcpyAsync(&h_sum, sum.get(), sizeof(h_sum), cudaMemcpyDeviceToHost, stream));
-  JUMPFLOW_CUDA_TRY(
-      cudaMemcpyAsync(&h_active, active.get(), sizeof(h_active), cudaMemcpyDeviceToHost, stream));
-  JUMPFLOW_CUDA_TRY(
-      cudaMemcpyAsync(&h_first, first.get(), sizeof(h_first), cudaMemcpyDeviceToHost, stream));
+  DeviceResults h{};
+  JUMPFLOW_CUDA_TRY(cudaMemcpyAsync(&h, res, sizeof(h), cudaMemcpyDeviceToHost, stream));
   JUMPFLOW_CUDA_TRY(cudaStreamSynchronize(stream));
-  result->sum = h_sum;
-  result->active_rows = h_active;
-  result->mean = h_active > 0 ? h_sum / static_cast<double>(h_active) : 0.0;
-  result->first_nonfinite_row = h_first == ~0ull ? -1 : static_cast<int64_t>(h_first);
+  result->sum = h.sum;
+  result->active_rows = h.active;
+  result->mean = h.active > 0 ? h.sum / static_cast<double>(h.active) : 0.0;
+  result->first_nonfinite_row =
+      h.first_nonfinite == ~0ull ? -1 : static_cast<int64_t>(h.first_nonfinite);
   return {};
 }
 
