@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # gpu_pack.sh: build the CUDA test and benchmark binaries here and pack them,
-# with the shared libraries they need, into .gpu/ (git-ignored), for a GPU
+# with the shared libraries they need, into .gpu/ or $PACK_DIR (git-ignored), for a GPU
 # machine that has the CUDA driver but none of our Debian packages (no
 # abseil, oneTBB, Google Benchmark). scripts/gpu_check.sh with PREBUILT=.gpu
 # runs them there.
 #
 #   scripts/gpu_pack.sh              # build-gpu, sm_90, portable x86-64 code
-#   BUILD_DIR=b ARCH="80;90" scripts/gpu_pack.sh
+#   BUILD_DIR=b ARCH="80;90" PACK_DIR=.gpu-b scripts/gpu_pack.sh
 #
 # The host code is built without -march=native (the GPU machine's CPU may
 # lack this one's instructions). libstdc++ and libgcc_s go to .gpu/lib/std:
@@ -15,20 +15,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build-gpu}
 ARCH=${ARCH:-90}
+PACK=${PACK_DIR:-.gpu}
 targets=(cuda_kernels_test events_kernel_test loss_emulation_test kernels_bench)
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DJUMPFLOW_CUDA=ON -DJUMPFLOW_NATIVE=OFF \
   -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DJUMPFLOW_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target "${targets[@]}"
-rm -rf .gpu && mkdir -p .gpu/bin .gpu/lib/std
+rm -rf "$PACK" && mkdir -p "$PACK/bin" "$PACK/lib/std"
 for t in "${targets[@]}"; do
-  find "$BUILD_DIR" -type f -name "$t" -perm -u+x -exec cp {} .gpu/bin/ \;
+  find "$BUILD_DIR" -type f -name "$t" -perm -u+x -exec cp {} "$PACK/bin/" \;
 done
-ldd .gpu/bin/* | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
+ldd "$PACK"/bin/* | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
   case "$(basename "$lib")" in
     libc.so* | libm.so* | libdl.so* | libpthread.so* | librt.so* | ld-linux*) ;;
-    libstdc++.so* | libgcc_s.so*) cp -L "$lib" .gpu/lib/std/ ;;
-    *) cp -L "$lib" .gpu/lib/ ;;
+    libstdc++.so* | libgcc_s.so*) cp -L "$lib" "$PACK/lib/std/" ;;
+    *) cp -L "$lib" "$PACK/lib/" ;;
   esac
 done
-git rev-parse --short HEAD > .gpu/commit.txt
-du -sh .gpu
+echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- kernels || echo +local)" > "$PACK/commit.txt"
+du -sh "$PACK"
