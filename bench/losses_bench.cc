@@ -9,6 +9,10 @@
 // bytes_per_second columns at equal arguments is the roofline fraction
 // (target >= 0.5). The last argument is the thread count (tbb::global_control);
 // the copy runs on as many threads, each copying a contiguous chunk.
+// BM_ExpFloor_Cpu is the compute floor next to that memory ceiling: one
+// vector exp (the loss kernel's ExpEv16) per logit and a sum, nothing else,
+// with its bytes counted like the loss's; any softmax loss+gradient does at
+// least this work, so ExpFloor / Copy bounds the loss's ratio from above.
 //
 // Example:
 //   build/bench/losses_bench --benchmark_filter='BM_(FusedLoss|Copy)_Cpu'
@@ -22,6 +26,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "kernels/cpu/detail/vec16.h"
 #include "kernels/loss.h"
 
 namespace jumpflow {
@@ -145,6 +150,34 @@ void BM_Copy_Cpu(benchmark::State& state) {
   SetBytes(state, pr);
 }
 
+// BM_ExpFloor_Cpu: sum of ExpEv16 over the logits (see the file comment),
+// one contiguous chunk per thread.
+void BM_ExpFloor_Cpu(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(3));
+  tbb::global_control control(tbb::global_control::max_allowed_parallelism,
+                              static_cast<size_t>(threads));
+  Problem pr =
+      MakeProblem(state.range(0) * state.range(1), state.range(2), Parametrization::kSoftmax);
+  const size_t n = pr.raw.size() / kernels::detail::kWidth * kernels::detail::kWidth;
+  std::vector<float> partial(static_cast<size_t>(threads));
+  for (auto _ : state) {
+    tbb::parallel_for(0, threads, [&](int i) {
+      const size_t begin = n * static_cast<size_t>(i) / static_cast<size_t>(threads) / 16 * 16;
+      const size_t end = n * static_cast<size_t>(i + 1) / static_cast<size_t>(threads) / 16 * 16;
+      kernels::detail::F16 acc{};
+      for (size_t k = begin; k < end; k += kernels::detail::kWidth) {
+        acc += kernels::detail::ExpEv16(kernels::detail::Load16(pr.raw.data() + k));
+      }
+      float t = 0.0f;
+      for (int j = 0; j < kernels::detail::kWidth; ++j) t += acc[j];
+      partial[static_cast<size_t>(i)] = t;
+    });
+    benchmark::DoNotOptimize(partial.data());
+    benchmark::ClobberMemory();
+  }
+  SetBytes(state, pr);
+}
+
 void Shapes(benchmark::internal::Benchmark* b) {
   for (int threads : {1, 2}) {
     b->Args({64, 256, 32, threads});
@@ -155,6 +188,7 @@ void Shapes(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_Copy_Cpu)->Apply(Shapes);
+BENCHMARK(BM_ExpFloor_Cpu)->Apply(Shapes);
 BENCHMARK(BM_FusedLoss_Cpu)->Apply(Shapes);
 BENCHMARK(BM_FusedLossRateSoftmax_Cpu)->Apply(Shapes);
 BENCHMARK(BM_FusedLossSoftmaxBce_Cpu)->Apply(Shapes);
