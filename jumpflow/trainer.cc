@@ -37,6 +37,8 @@ using Clock = std::chrono::steady_clock;
 // kPurposeUser and above for users of the library).
 constexpr uint32_t kPurposeTrainStep = kPurposeUser + 10;
 constexpr uint32_t kPurposeEvalBatch = kPurposeUser + 11;
+// Held-out sequences per eval batch (fixed, so eval draws do not depend on --batch).
+constexpr int64_t kEvalBatch = 64;
 // Stream words of Dataset::Split and Dataset::Batches, so SplitData and the
 // trainer's epochs match those functions exactly.
 constexpr uint32_t kSplitStream = 0x5EED;
@@ -899,7 +901,10 @@ absl::StatusOr<double> Trainer::EvalLoss() {
   const int64_t n = std::min(m.eval.size(), m.options.eval_sequences);
   if (n == 0) return std::numeric_limits<double>::quiet_NaN();
   double total = 0.0;
-  const int64_t bs = m.options.batch_size;
+  // Fixed-size eval batches: the draws (times, paths) of a held-out sequence
+  // depend only on its index, not on --batch, so eval losses of runs with
+  // different batch sizes compare (same draws, common random numbers).
+  const int64_t bs = kEvalBatch;
   for (int64_t lo = 0, i = 0; lo < n; lo += bs, ++i) {
     std::vector<int64_t> indices;
     for (int64_t r = lo; r < std::min(n, lo + bs); ++r) indices.push_back(r);

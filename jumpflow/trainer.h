@@ -49,7 +49,9 @@
 //   L = (1 / B) sum_b w_b sum_{rows of b} sum_heads D,
 // so longer sequences weigh more (the loss estimates the expected per-
 // sequence objective of DESIGN.md, independent of the batch size). The eval
-// loss is the same quantity over the held-out split with fixed draws.
+// loss is the same quantity over the held-out split with fixed draws (eval
+// batches of 64 sequences whatever --batch is, so runs with different batch
+// sizes see the same draws).
 //
 // Defaults (TrainerOptions): scheduler "poly:3" for Edit Flows (kappa = t^3,
 // the Edit Flows paper) and "linear" otherwise; t ~ U(0, 1) with constant
