@@ -165,7 +165,8 @@ absl::StatusOr<double> BatchLossImpl(const TrainingBatch& tb, const OutputHeads&
   };
 
   const int64_t v = out.token_columns - (heads.process == ProcessKind::kDfm ? 0 : 2);
-  const HeadLayout layout = MakeHeadLayout(heads.process, static_cast<int32_t>(v));
+  const HeadLayout layout =
+      MakeHeadLayout(heads.process, static_cast<int32_t>(v), heads.insert_gate);
   if (layout.token_columns != out.token_columns || layout.gap_columns != out.gap_columns) {
     return InvalidArgumentError("model outputs do not have the columns of the heads' process");
   }
@@ -227,10 +228,38 @@ absl::StatusOr<double> BatchLossImpl(const TrainingBatch& tb, const OutputHeads&
       in.sparse_targets = &tb.insert_targets;
       in.row_weights = s->gap_weights;
       in.row_scales = s->gap_scale;
-      absl::StatusOr<LossResult> r = ComputeLoss(
-          LossSpec{heads.RateSoftmax(), Divergence::kPoisson, Reduction::kSum}, in, d_gap);
-      if (!r.ok()) return Annotate(r.status(), "insertion loss: ");
-      total += r->sum;
+      const LossSpec spec{heads.RateSoftmax(), Divergence::kPoisson, Reduction::kSum};
+      if (!heads.insert_gate) {
+        absl::StatusOr<LossResult> r = ComputeLoss(spec, in, d_gap);
+        if (!r.ok()) return Annotate(r.status(), "insertion loss: ");
+        total += r->sum;
+      } else {
+        // Gated (model_rate.h): the [rate, logits] block with the row scale
+        // c = S^(1 - g); the gate's gradient is the rate column's times
+        // d log c / d z_gate.
+        const int64_t gc = out.gap_columns, width = 1 + v;
+        CopyColumns(out.gap_out, ng, gc, layout.insert_rate, width, &s->compact);
+        s->compact_grad.assign(s->compact.size(), 0.0f);
+        s->scale_a.resize(static_cast<size_t>(ng));
+        s->scale_b.resize(static_cast<size_t>(ng));
+        for (int64_t g = 0; g < ng; ++g) {
+          double dlogc = 0.0;
+          s->scale_a[static_cast<size_t>(g)] = static_cast<float>(
+              OutputHeads::GatedScale(s->gap_scale[static_cast<size_t>(g)],
+                                      out.gap_out[g * gc + layout.insert_gate], &dlogc));
+          s->scale_b[static_cast<size_t>(g)] = static_cast<float>(dlogc);
+        }
+        in.raw = s->compact;
+        in.row_scales = s->scale_a;
+        absl::StatusOr<LossResult> r = ComputeLoss(spec, in, s->compact_grad);
+        if (!r.ok()) return Annotate(r.status(), "insertion loss: ");
+        total += r->sum;
+        ScatterColumns(s->compact_grad, ng, gc, layout.insert_rate, width, d_gap);
+        for (int64_t g = 0; g < ng; ++g) {
+          d_gap[g * gc + layout.insert_gate] =
+              s->compact_grad[static_cast<size_t>(g * width)] * s->scale_b[static_cast<size_t>(g)];
+        }
+      }
       if (!heads.insertion_only) {
         row_scales(heads.substitute_scale, false, &s->scale_a);
         row_scales(heads.delete_scale, false, &s->scale_b);
@@ -469,6 +498,7 @@ absl::Status Trainer::Impl::Init(std::vector<std::vector<Token>> sources, const 
   ho.mask_roots = !o.branching_uniform_root;
   ho.rate_link = o.rate_link;
   ho.survival_scale = o.survival_scale;
+  ho.insert_gate = o.model.insert_gate;
   ho.insert = insert_sched;
   ho.del = o.process == TrainProcess::kBranching ? deletion_sched : delete_sched;
   ho.substitute = substitute_sched;

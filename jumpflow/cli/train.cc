@@ -135,6 +135,7 @@ const std::vector<std::string>& AllFlags() {
                                                  "time-weight",
                                                  "rate-link",
                                                  "rate-scale",
+                                                 "insert-gate",
                                                  "source",
                                                  "noise-min",
                                                  "noise-max",
@@ -264,6 +265,11 @@ absl::Status Train(const FlagSet& flags) {
           StrCat("--rate-scale must be survival or none, got '", rate_scale, "'"));
     }
     o.survival_scale = rate_scale == "survival";
+    const std::string gate = flags.Get("insert-gate");
+    if (gate != "on" && gate != "off") {
+      return absl::InvalidArgumentError(
+          StrCat("--insert-gate must be on or off, got '", gate, "'"));
+    }
     const std::string source = flags.Get("source");
     if (source == "empty") {
       o.edit_source = EditSource::kEmpty;
@@ -305,6 +311,7 @@ absl::Status Train(const FlagSet& flags) {
     o.model.mlp_ratio = static_cast<int32_t>(mlp_ratio);
     o.model.time_features = static_cast<int32_t>(time_features);
     o.model.max_length = 0;  // the longest training state
+    o.model.insert_gate = gate == "on";
     JUMPFLOW_ASSIGN_OR_RETURN(o.batch_size, flags.GetInt("batch", 1));
     o.steps = steps;
     JUMPFLOW_ASSIGN_OR_RETURN(o.optimizer.learning_rate, flags.GetDouble("lr"));
@@ -427,6 +434,10 @@ int RunTrain(int argc, char** argv) {
   flags.Add("rate-link", "exp", "total-rate outputs: exp (log-rate) or softplus");
   flags.Add("rate-scale", "survival",
             "edit/branching rates times 1 - kappa(t) (survival) or not (none); see "
+            "jumpflow/model/model_rate.h");
+  flags.Add("insert-gate", "off",
+            "edit: insertion rates times S(t)^(1 - gate) with a learned per-gap gate (on) instead "
+            "of S(t) (off); needs --rate-scale survival and --rate-link exp; see "
             "jumpflow/model/model_rate.h");
   flags.Add("source", "empty", "edit without --pairs: x0 empty (insertions only) or noise");
   flags.Add("noise-min", "0", "edit --source noise: shortest x0");

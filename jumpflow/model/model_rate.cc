@@ -107,6 +107,13 @@ double OutputHeads::Scale(const std::shared_ptr<const Scheduler>& scale, double 
   return scale == nullptr ? 1.0 : std::max(scale->Survival(t), kMinRateScale);
 }
 
+double OutputHeads::GatedScale(double c, double z_gate, double* dlogc_dgate) {
+  const double g = 1.0 / (1.0 + std::exp(-z_gate));
+  const double log_c = std::log(c);
+  if (dlogc_dgate != nullptr) *dlogc_dgate = -log_c * g * (1.0 - g);
+  return std::exp((1.0 - g) * log_c);
+}
+
 absl::StatusOr<OutputHeads> MakeOutputHeads(const HeadOptions& o) {
   OutputHeads h;
   h.rate_link = o.rate_link;
@@ -130,6 +137,15 @@ absl::StatusOr<OutputHeads> MakeOutputHeads(const HeadOptions& o) {
     }
   } else {
     return InvalidArgumentError(StrCat("unknown process '", o.process, "'"));
+  }
+  if (o.insert_gate) {
+    if (h.process != ProcessKind::kEdit || h.insert_scale == nullptr ||
+        h.rate_link != RateLink::kExp) {
+      return InvalidArgumentError(
+          "the insertion gate needs the edit process, survival rate scaling and the exp rate "
+          "link");
+    }
+    h.insert_gate = true;
   }
   return h;
 }
@@ -155,6 +171,12 @@ absl::StatusOr<std::unique_ptr<TransformerRateModel>> TransformerRateModel::Crea
     return InvalidArgumentError(StrCat("output heads are for process ", ProcessName(heads.process),
                                        " but the model has ", ProcessName(model.config().process),
                                        " heads"));
+  }
+  if (heads.insert_gate != model.config().insert_gate) {
+    return InvalidArgumentError(StrCat("output heads ", heads.insert_gate ? "use" : "do not use",
+                                       " the insertion gate but the model ",
+                                       model.config().insert_gate ? "has" : "does not have",
+                                       " its column"));
   }
   if (!(std::isfinite(bound_factor) && bound_factor >= 1.0)) {
     return InvalidArgumentError(StrCat("bound factor must be finite and >= 1, got ", bound_factor));
@@ -240,8 +262,11 @@ absl::Status TransformerRateModel::Evaluate(const SequenceBatch& batch, RateOutp
           if (heads.process != ProcessKind::kEdit) continue;
           for (int64_t g = offsets[b] + b; g <= offsets[b + 1] + b; ++g) {
             const float* z = gap + g * gc;
+            const double c_gap =
+                heads.insert_gate ? OutputHeads::GatedScale(c_ins, z[layout.insert_gate], nullptr)
+                                  : c_ins;
             out->insert_rate[static_cast<size_t>(g)] =
-                c_ins * Link(heads.rate_link, z[layout.insert_rate]);
+                c_gap * Link(heads.rate_link, z[layout.insert_rate]);
             SoftmaxUserTokens(z + layout.insert_logits, v, out->insert_dist.data() + g * v);
           }
         }
@@ -399,6 +424,7 @@ absl::StatusOr<TrainedModel> TrainedModelFromCheckpoint(const Checkpoint& checkp
     return InvalidArgumentError(StrCat("checkpoint setting 'rate_scale' is '", rate_scale, "'"));
   }
   ho.survival_scale = rate_scale == "survival";
+  ho.insert_gate = checkpoint.model_config.insert_gate;
   ho.insert = tm.insert_scheduler;
   ho.del = tm.delete_scheduler;
   ho.substitute = tm.substitute_scheduler;

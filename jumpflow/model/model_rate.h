@@ -33,6 +33,19 @@
 // integrates H up to -log(kMinSurvival) ~ 690). Scaled, the rate is
 // kappa_k'(t) exp(z): finite at t = 1. DFM heads are never scaled (the
 // posterior softmax is the standard DFM parametrization).
+// Insertion gate (Edit, TransformerConfig::insert_gate; `--insert-gate`): the
+// insertion multiplier of a gap is m = exp(z_rate) S(t)^(1 - g) x softmax,
+// g = sigmoid(z_gate) from one more gap column, instead of exp(z_rate) S(t).
+// Why: the true multiplier E[#missing tokens in the gap | x_t] behaves near
+// t = 1 like a power of S: ~S^1 where x_t may already be complete there
+// (a word of the data matches), ~S^0 where something is surely missing. The
+// survival scale alone fixes the power at 1, so a gap that is surely
+// incomplete needs z_rate ~ -log S(t) -> infinity, which bounded time
+// features cannot follow: late insertions come too slowly and samples stop
+// short or put the token elsewhere. The gate lets the network choose the
+// power per gap (a classification of the state, nearly independent of t).
+// The loss sees it as the row scale c = S^(1 - g) of the rate x softmax
+// parametrization; dL/dz_gate = dL/dz_rate x (-log S) g (1 - g).
 // The softmax runs over all V ids as in the loss; afterwards the special ids
 // (< Vocabulary::kNumSpecials) get multiplier 0: training targets never
 // contain them, so a trained model only gives them tiny mass, and sampling
@@ -135,11 +148,18 @@ struct OutputHeads {
   std::shared_ptr<const Scheduler> delete_scale;
   std::shared_ptr<const Scheduler> substitute_scale;
   std::shared_ptr<const Scheduler> split_scale;
+  // Edit: the gap rows carry an insertion gate column (file comment); the
+  // model's TransformerConfig::insert_gate. Needs insert_scale.
+  bool insert_gate = false;
 
   // kMinRateScale floors the survival scale (it must stay > 0).
   static constexpr double kMinRateScale = 1e-12;
   // Scale returns max(S(t), kMinRateScale) of `scale`, or 1 when it is null.
   static double Scale(const std::shared_ptr<const Scheduler>& scale, double t);
+  // GatedScale is c^(1 - sigmoid(z_gate)) for a scale c = Scale(...) (file
+  // comment, insertion gate); *dlogc_dgate (may be null) gets
+  // d log(result) / d z_gate = -log(c) g (1 - g).
+  static double GatedScale(double c, double z_gate, double* dlogc_dgate);
 
   // RateSoftmax is the loss parametrization of a [rate, logits] block:
   // kLogRateSoftmax (exp link) or kSoftplusRateSoftmax.
@@ -160,6 +180,9 @@ struct HeadOptions {
   RateLink rate_link = RateLink::kExp;
   // Survival scaling of the Edit / Branching rates.
   bool survival_scale = true;
+  // Edit: the insertion gate (file comment); needs survival_scale and the
+  // exp rate link (then dL/d log c = dL/dz_rate).
+  bool insert_gate = false;
   // Per-kind schedulers (Edit: insert, del, substitute; Branching: split,
   // del = the deletion scheduler).
   std::shared_ptr<const Scheduler> insert, del, substitute, split;
@@ -171,7 +194,8 @@ struct HeadOptions {
 // deletion and substitution and on Branching deletion, and on Branching
 // splits only with uniform roots (with MASK roots a letter element is a leaf
 // whose split multiplier is exactly 0, while a MASK element's pending splits
-// do not decay, so scaling would hurt). Errors: an unknown process name.
+// do not decay, so scaling would hurt). Errors: an unknown process name, an
+// insertion gate outside Edit, without survival scaling or with softplus.
 absl::StatusOr<OutputHeads> MakeOutputHeads(const HeadOptions& options);
 
 // TransformerRateModel wraps a Transformer as a RateModel (file comment).

@@ -265,6 +265,9 @@ absl::Status TransformerConfig::Validate() const {
       vocab_size > (1 << 24) || time_features > kMaxSize) {
     return absl::InvalidArgumentError(absl::StrCat("model config too large: ", Serialize()));
   }
+  if (insert_gate && process != ProcessKind::kEdit) {
+    return absl::InvalidArgumentError("model config: insert_gate needs the edit process");
+  }
   if (process != ProcessKind::kDfm && process != ProcessKind::kEdit &&
       process != ProcessKind::kBranching) {
     return absl::InvalidArgumentError(
@@ -276,7 +279,8 @@ absl::Status TransformerConfig::Validate() const {
 std::string TransformerConfig::Serialize() const {
   return absl::StrCat("vocab_size=", vocab_size, "\ndim=", dim, "\nlayers=", layers,
                       "\nheads=", heads, "\nmlp_ratio=", mlp_ratio, "\nmax_length=", max_length,
-                      "\ntime_features=", time_features, "\nprocess=", ProcessName(process), "\n");
+                      "\ntime_features=", time_features, "\nprocess=", ProcessName(process), "\n",
+                      insert_gate ? "insert_gate=1\n" : "");
 }
 
 absl::StatusOr<TransformerConfig> TransformerConfig::Parse(absl::string_view text) {
@@ -308,6 +312,14 @@ absl::StatusOr<TransformerConfig> TransformerConfig::Parse(absl::string_view tex
       process_seen = true;
       continue;
     }
+    if (key == "insert_gate") {  // optional (absent before it existed)
+      if (value != "0" && value != "1") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("model config: bad value '", value, "' for insert_gate"));
+      }
+      c.insert_gate = value == "1";
+      continue;
+    }
     bool known = false;
     for (Field& f : fields) {
       if (key != f.key) continue;
@@ -332,7 +344,7 @@ absl::StatusOr<TransformerConfig> TransformerConfig::Parse(absl::string_view tex
   return c;
 }
 
-HeadLayout MakeHeadLayout(ProcessKind process, int32_t vocab_size) {
+HeadLayout MakeHeadLayout(ProcessKind process, int32_t vocab_size, bool insert_gate) {
   HeadLayout h;
   switch (process) {
     case ProcessKind::kDfm:
@@ -347,6 +359,7 @@ HeadLayout MakeHeadLayout(ProcessKind process, int32_t vocab_size) {
       h.gap_columns = 1 + vocab_size;
       h.insert_rate = 0;
       h.insert_logits = 1;
+      if (insert_gate) h.insert_gate = h.gap_columns++;
       break;
     case ProcessKind::kBranching:
       h.token_columns = 2 + vocab_size;
@@ -359,7 +372,7 @@ HeadLayout MakeHeadLayout(ProcessKind process, int32_t vocab_size) {
 }
 
 std::vector<ParameterGroup> TransformerParameterGroups(const TransformerConfig& c) {
-  const HeadLayout layout = MakeHeadLayout(c.process, c.vocab_size);
+  const HeadLayout layout = MakeHeadLayout(c.process, c.vocab_size, c.insert_gate);
   const int64_t d = c.dim, m = static_cast<int64_t>(c.mlp_ratio) * c.dim;
   std::vector<ParameterGroup> groups;
   int64_t offset = 0;
@@ -437,7 +450,7 @@ absl::StatusOr<BasicTransformer<S>> BasicTransformer<S>::Create(const Transforme
   JUMPFLOW_RETURN_IF_ERROR(config.Validate());
   BasicTransformer model;
   model.config_ = config;
-  model.layout_ = MakeHeadLayout(config.process, config.vocab_size);
+  model.layout_ = MakeHeadLayout(config.process, config.vocab_size, config.insert_gate);
   model.groups_ = TransformerParameterGroups(config);
   const ParameterGroup& last = model.groups_.back();
   model.parameters_.assign(static_cast<size_t>(last.offset + last.size), S(0));
@@ -482,7 +495,7 @@ absl::StatusOr<BasicTransformer<S>> BasicTransformer<S>::FromParameters(
   JUMPFLOW_RETURN_IF_ERROR(config.Validate());
   BasicTransformer model;
   model.config_ = config;
-  model.layout_ = MakeHeadLayout(config.process, config.vocab_size);
+  model.layout_ = MakeHeadLayout(config.process, config.vocab_size, config.insert_gate);
   model.groups_ = TransformerParameterGroups(config);
   const ParameterGroup& last = model.groups_.back();
   if (static_cast<int64_t>(parameters.size()) != last.offset + last.size) {

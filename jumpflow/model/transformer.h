@@ -27,7 +27,9 @@
 //                                              col 1 raw substitution rate,
 //                                              cols 2..V+1 substitution logits.
 //              gap_out   [num_gaps x 1 + V]:   col 0 raw insertion rate,
-//                                              cols 1..V insertion logits.
+//                                              cols 1..V insertion logits
+//                                              (+ col V+1, the raw insertion
+//                                              gate, with insert_gate).
 //   Branching  token_out [num_tokens x 2 + V]: col 0 raw split rate,
 //                                              col 1 raw deletion logit,
 //                                              cols 2..V+1 anchor-token logits.
@@ -134,6 +136,10 @@ struct TransformerConfig {
   int32_t time_features = 32;
   // Which process's heads the model carries.
   ProcessKind process = ProcessKind::kEdit;
+  // Edit only: one more gap column, the insertion-rate gate (HeadLayout::
+  // insert_gate; jumpflow/model/model_rate.h says how it is used). Serialized
+  // only when set, so configs written before it existed read back unchanged.
+  bool insert_gate = false;
 
   // Validate returns InvalidArgument naming the first bad field.
   absl::Status Validate() const;
@@ -169,11 +175,15 @@ struct HeadLayout {
   // (gap_out columns).
   int32_t insert_rate = -1;
   int32_t insert_logits = -1;
+  // Edit with TransformerConfig::insert_gate: raw insertion-rate gate, the
+  // last gap_out column (after the [rate, logits] block).
+  int32_t insert_gate = -1;
 };
 
 // MakeHeadLayout returns the column layout of `process` for a vocabulary of
-// `vocab_size` ids.
-HeadLayout MakeHeadLayout(ProcessKind process, int32_t vocab_size);
+// `vocab_size` ids (with the insertion gate column when `insert_gate`, Edit
+// only).
+HeadLayout MakeHeadLayout(ProcessKind process, int32_t vocab_size, bool insert_gate = false);
 
 // ParameterGroup names one slice [offset, offset + size) of the flat
 // parameter vector; size == rows * cols (rows == 1 for vectors). `decay` is

@@ -94,6 +94,23 @@ TEST(TransformerConfigTest, RejectsBadValuesNamingThem) {
   EXPECT_FALSE(ParseProcessName("diffusion").ok());
 }
 
+TEST(TransformerConfigTest, InsertGateIsOptionalAndEditOnly) {
+  TransformerConfig c = TinyConfig(ProcessKind::kEdit);
+  // Absent from configs written without it (old checkpoints): false.
+  EXPECT_EQ(c.Serialize().find("insert_gate"), std::string::npos);
+  c.insert_gate = true;
+  absl::StatusOr<TransformerConfig> back = TransformerConfig::Parse(c.Serialize());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->insert_gate);
+  EXPECT_EQ(*back, c);
+  EXPECT_FALSE(TransformerConfig::Parse(
+                   absl::StrCat(TinyConfig(ProcessKind::kEdit).Serialize(), "insert_gate=yes\n"))
+                   .ok());
+  TransformerConfig dfm = TinyConfig(ProcessKind::kDfm);
+  dfm.insert_gate = true;
+  EXPECT_FALSE(dfm.Validate().ok());
+}
+
 TEST(TransformerLayoutTest, HeadColumnsPerProcess) {
   const HeadLayout dfm = MakeHeadLayout(ProcessKind::kDfm, 30);
   EXPECT_EQ(dfm.token_columns, 30);
@@ -107,6 +124,12 @@ TEST(TransformerLayoutTest, HeadColumnsPerProcess) {
   EXPECT_EQ(edit.token_logits, 2);
   EXPECT_EQ(edit.insert_rate, 0);
   EXPECT_EQ(edit.insert_logits, 1);
+  EXPECT_EQ(edit.insert_gate, -1);
+  const HeadLayout gated = MakeHeadLayout(ProcessKind::kEdit, 30, /*insert_gate=*/true);
+  EXPECT_EQ(gated.gap_columns, 32);
+  EXPECT_EQ(gated.insert_rate, 0);
+  EXPECT_EQ(gated.insert_logits, 1);
+  EXPECT_EQ(gated.insert_gate, 31);
   const HeadLayout br = MakeHeadLayout(ProcessKind::kBranching, 30);
   EXPECT_EQ(br.token_columns, 32);
   EXPECT_EQ(br.gap_columns, 0);

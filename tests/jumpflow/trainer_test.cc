@@ -75,6 +75,7 @@ struct LossCase {
   const char* name;
   TrainProcess process;
   bool pairs;
+  bool insert_gate = false;
 };
 
 class BatchLossGradientTest : public ::testing::TestWithParam<LossCase> {};
@@ -114,6 +115,7 @@ TEST_P(BatchLossGradientTest, MatchesFiniteDifferences) {
       heads.process = ProcessKind::kEdit;
       heads.insertion_only = !param.pairs;
       heads.insert_scale = heads.delete_scale = heads.substitute_scale = sched;
+      heads.insert_gate = param.insert_gate;
       tb = MakeEditFlowBatch(x1b, BatchTimes::Explicit(times), *sched, opt, 3,
                              BatchWeights::Explicit(weights));
       break;
@@ -132,7 +134,7 @@ TEST_P(BatchLossGradientTest, MatchesFiniteDifferences) {
   ASSERT_TRUE(tb.ok()) << tb.status();
   ASSERT_GT(tb->x_t.num_tokens(), 0);
 
-  const HeadLayout layout = MakeHeadLayout(heads.process, v);
+  const HeadLayout layout = MakeHeadLayout(heads.process, v, heads.insert_gate);
   Transformer::Outputs out;
   out.num_tokens = tb->x_t.num_tokens();
   out.num_gaps = tb->x_t.num_gaps();
@@ -174,6 +176,19 @@ TEST_P(BatchLossGradientTest, MatchesFiniteDifferences) {
   }
   EXPECT_GT(checked, 50);
   EXPECT_GT(nonzero, checked / 3);
+  if (heads.insert_gate) {
+    // Every gate entry (the strided pass above sees only some).
+    int gate_nonzero = 0;
+    for (int64_t g = 0; g < out.num_gaps; ++g) {
+      const size_t k = static_cast<size_t>(g * out.gap_columns + layout.insert_gate);
+      const double fd = (loss_at(&out.gap_out, k, out.gap_out[k] + eps) -
+                         loss_at(&out.gap_out, k, out.gap_out[k] - eps)) /
+                        (2.0 * eps);
+      EXPECT_NEAR(d_gap[k], fd, 2e-3 + 2e-2 * std::fabs(fd)) << param.name << " gate " << g;
+      gate_nonzero += d_gap[k] != 0.0f;
+    }
+    EXPECT_GT(gate_nonzero, out.num_gaps / 2);
+  }
   if (heads.process == ProcessKind::kEdit && heads.insertion_only) {
     // Insertion only: the deletion / substitution heads get no gradient.
     for (size_t k = 0; k < d_token.size(); ++k) EXPECT_EQ(d_token[k], 0.0f);
@@ -185,6 +200,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(LossCase{"dfm", TrainProcess::kDfmUniform, false},
                       LossCase{"edit_pairs", TrainProcess::kEdit, true},
                       LossCase{"edit_insertion_only", TrainProcess::kEdit, false},
+                      LossCase{"edit_insertion_gate", TrainProcess::kEdit, false, true},
+                      LossCase{"edit_pairs_gate", TrainProcess::kEdit, true, true},
                       LossCase{"branching", TrainProcess::kBranching, false}),
     [](const ::testing::TestParamInfo<LossCase>& info) { return std::string(info.param.name); });
 
@@ -619,6 +636,47 @@ TEST(RateModelAdapterTest, MultipliersFollowTheLossParametrization) {
   RateOutputs o2;
   o2.Reset(too_long, ProcessKind::kEdit, v);
   EXPECT_FALSE(tm->model->Evaluate(too_long, &o2).ok());
+}
+
+TEST(RateModelAdapterTest, GatedInsertionRatesUseTheGatedSurvivalScale) {
+  TrainerOptions o = TinyOptions(TrainProcess::kEdit, 3);
+  o.checkpoint_path = TempPath("adapter_gate.ckpt");
+  o.model.insert_gate = true;
+  absl::StatusOr<Trainer> t = Trainer::Create(o, WordData());
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_TRUE(t->Train().ok());
+  absl::StatusOr<TrainedModel> tm = LoadTrainedModel(o.checkpoint_path);
+  ASSERT_TRUE(tm.ok()) << tm.status();
+  const Vocabulary vocab = Letters();
+  SequenceBatch batch = *tm->StartFromText({"", "ca", "hrse"});
+  batch.set_time(0, 0.2);
+  batch.set_time(1, 0.5);
+  batch.set_time(2, 0.99);
+  RateOutputs out;
+  out.Reset(batch, ProcessKind::kEdit, vocab.size());
+  ASSERT_TRUE(tm->model->Evaluate(batch, &out).ok());
+  Transformer::Workspace ws;
+  Transformer::Outputs raw;
+  ASSERT_TRUE(t->model().Forward(batch, &ws, &raw).ok());
+  const HeadLayout layout = t->model().layout();
+  ASSERT_GE(layout.insert_gate, 0);
+  std::shared_ptr<const Scheduler> cubic(*MakeScheduler("poly:3"));
+  for (int64_t b = 0; b < batch.num_sequences(); ++b) {
+    const double c = cubic->Survival(batch.time(b));
+    for (int64_t g = batch.offsets()[b] + b; g <= batch.offsets()[b + 1] + b; ++g) {
+      const float* z = raw.gap_out.data() + g * raw.gap_columns;
+      const double gate = 1.0 / (1.0 + std::exp(-static_cast<double>(z[layout.insert_gate])));
+      const double want = std::pow(c, 1.0 - gate) * std::exp(z[layout.insert_rate]);
+      EXPECT_NEAR(out.insert_rate[g], want, 1e-5 * want);
+    }
+  }
+  // The gate needs survival scaling and the exp link.
+  TrainerOptions bad = o;
+  bad.survival_scale = false;
+  EXPECT_FALSE(Trainer::Create(bad, WordData()).ok());
+  bad = o;
+  bad.rate_link = RateLink::kSoftplus;
+  EXPECT_FALSE(Trainer::Create(bad, WordData()).ok());
 }
 
 // ---------------------------------------------------------------------------
