@@ -576,6 +576,25 @@ TEST(TrainerOptionsTest, DivergingTrainingIsAnErrorNamingTheStep) {
   EXPECT_NE(s.message().find("step "), absl::string_view::npos) << s;
 }
 
+// AdapterOutputs are a trained Edit model's multipliers and raw outputs on
+// "", "ca", "hrse" at t = 0.2, 0.5, 0.95 (EvaluateAdapter).
+struct AdapterOutputs {
+  SequenceBatch batch;
+  RateOutputs rates;
+  Transformer::Outputs raw;
+};
+
+void EvaluateAdapter(const Trainer& t, const TrainedModel& tm, AdapterOutputs* a) {
+  a->batch = *tm.StartFromText({"", "ca", "hrse"});
+  a->batch.set_time(0, 0.2);
+  a->batch.set_time(1, 0.5);
+  a->batch.set_time(2, 0.95);
+  a->rates.Reset(a->batch, ProcessKind::kEdit, tm.model->vocab_size());
+  ASSERT_TRUE(tm.model->Evaluate(a->batch, &a->rates).ok());
+  Transformer::Workspace ws;
+  ASSERT_TRUE(t.model().Forward(a->batch, &ws, &a->raw).ok());
+}
+
 TEST(RateModelAdapterTest, MultipliersFollowTheLossParametrization) {
   TrainerOptions o = TinyOptions(TrainProcess::kEdit, 3);
   o.checkpoint_path = TempPath("adapter.ckpt");
@@ -590,17 +609,11 @@ TEST(RateModelAdapterTest, MultipliersFollowTheLossParametrization) {
   EXPECT_EQ(tm->model->BoundFactor(), 3.0);
   EXPECT_TRUE(tm->model->TimeDependent());
 
-  SequenceBatch batch = *tm->StartFromText({"", "ca", "hrse"});
-  batch.set_time(0, 0.2);
-  batch.set_time(1, 0.5);
-  batch.set_time(2, 0.95);
-  RateOutputs out;
-  out.Reset(batch, ProcessKind::kEdit, vocab.size());
-  ASSERT_TRUE(tm->model->Evaluate(batch, &out).ok());
-
-  Transformer::Workspace ws;
-  Transformer::Outputs raw;
-  ASSERT_TRUE(t->model().Forward(batch, &ws, &raw).ok());
+  AdapterOutputs a;
+  EvaluateAdapter(*t, *tm, &a);
+  const SequenceBatch& batch = a.batch;
+  const RateOutputs& out = a.rates;
+  const Transformer::Outputs& raw = a.raw;
   const HeadLayout layout = t->model().layout();
   std::shared_ptr<const Scheduler> cubic(*MakeScheduler("poly:3"));
   const int32_t v = vocab.size();
@@ -647,17 +660,11 @@ TEST(RateModelAdapterTest, GatedInsertionRatesUseTheGatedSurvivalScale) {
   ASSERT_TRUE(t->Train().ok());
   absl::StatusOr<TrainedModel> tm = LoadTrainedModel(o.checkpoint_path);
   ASSERT_TRUE(tm.ok()) << tm.status();
-  const Vocabulary vocab = Letters();
-  SequenceBatch batch = *tm->StartFromText({"", "ca", "hrse"});
-  batch.set_time(0, 0.2);
-  batch.set_time(1, 0.5);
-  batch.set_time(2, 0.99);
-  RateOutputs out;
-  out.Reset(batch, ProcessKind::kEdit, vocab.size());
-  ASSERT_TRUE(tm->model->Evaluate(batch, &out).ok());
-  Transformer::Workspace ws;
-  Transformer::Outputs raw;
-  ASSERT_TRUE(t->model().Forward(batch, &ws, &raw).ok());
+  AdapterOutputs a;
+  EvaluateAdapter(*t, *tm, &a);
+  const SequenceBatch& batch = a.batch;
+  const RateOutputs& out = a.rates;
+  const Transformer::Outputs& raw = a.raw;
   const HeadLayout layout = t->model().layout();
   ASSERT_GE(layout.insert_gate, 0);
   std::shared_ptr<const Scheduler> cubic(*MakeScheduler("poly:3"));
