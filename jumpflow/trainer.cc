@@ -236,7 +236,9 @@ absl::StatusOr<double> BatchLossImpl(const TrainingBatch& tb, const OutputHeads&
       } else {
         // Gated (model_rate.h): the [rate, logits] block with the row scale
         // c = S^(1 - g); the gate's gradient is the rate column's times
-        // d log c / d z_gate.
+        // d log c / d z_gate (lambda = c exp(z_rate), so dL/d log c =
+        // dL/dz_rate below the kernel's exp clamp at z_rate = 80, where both
+        // are taken as 0).
         const int64_t gc = out.gap_columns, width = 1 + v;
         CopyColumns(out.gap_out, ng, gc, layout.insert_rate, width, &s->compact);
         s->compact_grad.assign(s->compact.size(), 0.0f);
