@@ -63,7 +63,8 @@ __device__ void WarpScanRow(const float* z, int64_t v, int32_t x, RowScan* scan)
   __syncwarp();
 }
 
-// RowRateOf finishes a scanned row on lane 0; false when not finite.
+// RowRateOf finishes a scanned row (on any lane: the same scalar code on the
+// shared scan gives every lane the same values); false when not finite.
 __device__ bool RowRateOf(Parametrization p, const float* raw_row, int64_t v, int32_t x, float c,
                           const RowScan& scan, double* rate, double* s_excl) {
   const bool finite = scan.finite && (!HasRateColumn(p) || detail::IsFiniteF(raw_row[0]));
