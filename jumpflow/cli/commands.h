@@ -22,13 +22,14 @@ int RunSample(int argc, char** argv);
 // RunTrain: `jumpflow train` — train the reference transformer (issue 8).
 int RunTrain(int argc, char** argv);
 
+// RunBench: `jumpflow bench` — accuracy against cost of the jump samplers.
+int RunBench(int argc, char** argv);
+
 // LoadTextData loads the --data file with the --chars / --vocab choices
 // shared by the commands: a character vocabulary given by `chars` (or taken
 // from the file when empty) or a token vocabulary file `vocab_path`.
 absl::StatusOr<Dataset> LoadTextData(const std::string& path, const std::string& chars,
-                                     const std::string& vocab_path,
-                                     const DatasetOptions& options);
-
+                                     const std::string& vocab_path, const DatasetOptions& options);
 
 }  // namespace jumpflow::cli
 

@@ -14,6 +14,7 @@ constexpr char kUsage[] =
     "\n"
     "commands:\n"
     "  align    corrupt words (or read pairs), align them and apply the edits\n"
+    "  bench    accuracy against cost of the jump samplers on one model\n"
     "  sample   sample sequences with a jump sampler (Euler, tau-leap, adaptive, Gillespie)\n"
     "  train    train the reference transformer (DFM, Edit Flows, Branching Flows)\n"
     "\n"
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   if (command == "align") return jumpflow::cli::RunAlign(argc, argv);
+  if (command == "bench") return jumpflow::cli::RunBench(argc, argv);
   if (command == "sample") return jumpflow::cli::RunSample(argc, argv);
   if (command == "train") return jumpflow::cli::RunTrain(argc, argv);  // issue 8
   std::fprintf(stderr, "jumpflow: unknown command '%s' (see jumpflow --help)\n", command.c_str());

@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "jumpflow/cli/commands.h"
 #include "jumpflow/cli/flags.h"
+#include "jumpflow/cli/sampling.h"
 #include "jumpflow/generation_metrics.h"
 #include "jumpflow/model/model_rate.h"
 #include "jumpflow/oracle.h"
@@ -64,25 +65,6 @@ absl::Status CheckDevice(const std::string& value) {
   return absl::UnimplementedError(
       "--device cuda: the rate models of jumpflow sample (the oracle, CPU checkpoints) produce "
       "host multipliers; the CUDA event kernels need device-resident logits (use --device cpu)");
-}
-
-// LoadSampleData loads --data with --chars, --max-length and --data-size.
-absl::StatusOr<Dataset> LoadSampleData(const FlagSet& flags) {
-  JUMPFLOW_ASSIGN_OR_RETURN(const int64_t max_length, flags.GetInt("max-length", 1));
-  JUMPFLOW_ASSIGN_OR_RETURN(const int64_t data_size, flags.GetInt("data-size", 0));
-  DatasetOptions options;
-  options.max_length = max_length;
-  options.skip_unknown = !flags.Get("chars").empty();
-  JUMPFLOW_ASSIGN_OR_RETURN(Dataset data,
-                            LoadTextData(flags.Get("data"), flags.Get("chars"), "", options));
-  if (data_size > 0 && data.size() > data_size) {
-    // A fixed random subset (seed 1), so --seed changes the samples only.
-    std::vector<int64_t> order = ShuffledIndices(data.size(), 1, 2);
-    order.resize(static_cast<size_t>(data_size));
-    std::sort(order.begin(), order.end());
-    data = data.Subset(order);
-  }
-  return data;
 }
 
 // PrintCost prints the sampler's work: events, steps, model evaluations,
@@ -150,8 +132,7 @@ absl::StatusOr<std::vector<std::string>> StartTexts(const FlagSet& flags, int64_
 // SampleCheckpoint samples a trained model: from its own source (as in
 // training), or as edits of --from / --from-file sequences. With --data given
 // explicitly, also reports the share of samples found in it and the length TV.
-absl::Status SampleCheckpoint(const FlagSet& flags, int64_t num, int64_t show,
-                              SamplerOptions opt) {
+absl::Status SampleCheckpoint(const FlagSet& flags, int64_t num, int64_t show, SamplerOptions opt) {
   JUMPFLOW_ASSIGN_OR_RETURN(TrainedModel tm, LoadTrainedModel(flags.Get("model")));
   JUMPFLOW_ASSIGN_OR_RETURN(const std::vector<std::string> texts, StartTexts(flags, num));
   SequenceBatch start;
@@ -161,8 +142,7 @@ absl::Status SampleCheckpoint(const FlagSet& flags, int64_t num, int64_t show,
     JUMPFLOW_ASSIGN_OR_RETURN(start, tm.SourceBatch(num, opt.seed));
   }
   opt.max_length = tm.max_length();
-  JUMPFLOW_ASSIGN_OR_RETURN(SampleResult result,
-                            Sample(*tm.model, tm.schedulers(), start, opt));
+  JUMPFLOW_ASSIGN_OR_RETURN(SampleResult result, Sample(*tm.model, tm.schedulers(), start, opt));
   std::vector<std::string> lines;
   std::vector<std::vector<Token>> samples = result.final_batch.ToVectors();
   int64_t changed = 0;
@@ -170,7 +150,7 @@ absl::Status SampleCheckpoint(const FlagSet& flags, int64_t num, int64_t show,
     lines.push_back(tm.vocab.Decode(samples[static_cast<size_t>(b)]));
     if (!texts.empty()) changed += lines.back() != texts[static_cast<size_t>(b)];
   }
-  JUMPFLOW_ASSIGN_OR_RETURN(FILE* report, WriteSamples(flags, lines, show));
+  JUMPFLOW_ASSIGN_OR_RETURN(FILE * report, WriteSamples(flags, lines, show));
   std::fprintf(report, "sampled %lld sequences: %s sampler, %s (%s)\n",
                static_cast<long long>(lines.size()), SamplerKindName(opt.kind).c_str(),
                tm.model->Name().c_str(), tm.process_name.c_str());
@@ -198,7 +178,6 @@ absl::Status SampleCommand(const FlagSet& flags) {
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t show, flags.GetInt("show", 0));
   JUMPFLOW_ASSIGN_OR_RETURN(const double tolerance, flags.GetDouble("tolerance"));
   JUMPFLOW_ASSIGN_OR_RETURN(const SamplerKind sampler, ParseSamplerKind(flags.Get("sampler")));
-  JUMPFLOW_ASSIGN_OR_RETURN(const OracleKind process, ParseOracleKind(flags.Get("process")));
   if (!(tolerance > 0.0 && tolerance <= 1.0)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--tolerance must be in (0, 1], got ", flags.Get("tolerance")));
@@ -208,10 +187,6 @@ absl::Status SampleCommand(const FlagSet& flags) {
     return absl::InvalidArgumentError(
         absl::StrCat("--grid must be uniform or kappa, got '", grid, "'"));
   }
-  std::string sched_spec = flags.Get("scheduler");
-  if (sched_spec == "auto")
-    sched_spec = process == OracleKind::kEditInsertion ? "poly:3" : "linear";
-  JUMPFLOW_ASSIGN_OR_RETURN(std::shared_ptr<const Scheduler> sched, MakeScheduler(sched_spec));
 
   SamplerOptions opt;
   opt.kind = sampler;
@@ -231,18 +206,19 @@ absl::Status SampleCommand(const FlagSet& flags) {
         "--from / --from-file need a trained Edit Flow (--model CHECKPOINT), not the oracle");
   }
   JUMPFLOW_ASSIGN_OR_RETURN(Dataset data, LoadSampleData(flags));
-  JUMPFLOW_ASSIGN_OR_RETURN(std::unique_ptr<OracleModel> oracle,
-                            OracleModel::Create(process, data, sched));
-  const RateModel* model = oracle.get();
+  JUMPFLOW_ASSIGN_OR_RETURN(FlagOracle flag_oracle, MakeFlagOracle(flags, data));
+  OracleModel* oracle = flag_oracle.model.get();
+  const Scheduler* sched = flag_oracle.scheduler.get();
+  const RateModel* model = oracle;
   const SequenceBatch start = oracle->SourceBatch(num, opt.seed);
   JUMPFLOW_ASSIGN_OR_RETURN(SampleResult result,
-                            Sample(*oracle, KindSchedulers::All(sched.get()), start, opt));
+                            Sample(*oracle, KindSchedulers::All(sched), start, opt));
 
   std::vector<std::string> lines;
   for (int64_t b = 0; b < result.final_batch.num_sequences(); ++b) {
     lines.push_back(oracle->Decode(result.final_batch.sequence(b)));
   }
-  JUMPFLOW_ASSIGN_OR_RETURN(FILE* report, WriteSamples(flags, lines, show));
+  JUMPFLOW_ASSIGN_OR_RETURN(FILE * report, WriteSamples(flags, lines, show));
   const SampleQuality q = oracle->Compare(result.final_batch);
   std::fprintf(report, "sampled %lld sequences: %s sampler, %s, scheduler %s, %lld data items\n",
                static_cast<long long>(num), SamplerKindName(sampler).c_str(), model->Name().c_str(),
@@ -274,22 +250,10 @@ int RunSample(int argc, char** argv) {
       "--model CHECKPOINT samples a trained model from its source, or as edits of\n"
       "--from / --from-file sequences. Samples go to --out (one per line, written\n"
       "atomically) or to stdout.");
-  flags.Add("data", "/usr/share/dict/words", "one sequence per line (the oracle's data set)");
-  flags.Add("chars", "abcdefghijklmnopqrstuvwxyz",
-            "character vocabulary; lines with other characters are skipped ('' = from file)");
-  flags.Add("max-length", "12", "longest data sequence kept");
-  flags.Add("data-size", "1000", "use a fixed random subset of this many sequences (0 = all)");
-  flags.Add("model", "oracle",
-            "'oracle' (exact rates of --data), or a checkpoint written by jumpflow train");
+  AddModelFlags(&flags);
   flags.Add("from", "",
             "edit this sequence (--num samples of it) with a trained Edit Flow checkpoint");
   flags.Add("from-file", "", "edit each line of this file (--num samples of each)");
-  flags.Add("process", "edit",
-            "oracle process: dfm-mask, dfm-uniform or edit (insertion-only Edit Flows); a "
-            "checkpoint knows its own");
-  flags.Add("scheduler", "auto",
-            "oracle scheduler: linear, poly:N, cosine, beta:A,B (auto: poly:3 for edit, "
-            "linear for DFM); a checkpoint knows its own");
   flags.Add("sampler", "gillespie",
             "euler, tau-leap, adaptive, gillespie (exact) or gillespie-frozen (approximate)");
   flags.Add("steps", "100", "grid steps of euler and tau-leap");
