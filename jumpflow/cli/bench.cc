@@ -114,7 +114,7 @@ absl::Status BenchCommand(const FlagSet& flags) {
   int64_t max_length = SamplerOptions{}.max_length;
   std::string description;
   if (oracle) {
-    JUMPFLOW_ASSIGN_OR_RETURN(data, LoadSampleData(flags));
+    JUMPFLOW_ASSIGN_OR_RETURN(data, LoadSampleData(flags, DataUse::kOracle));
     JUMPFLOW_ASSIGN_OR_RETURN(flag_oracle, MakeFlagOracle(flags, *data));
     model = flag_oracle->model.get();
     schedulers = KindSchedulers::All(flag_oracle->scheduler.get());
@@ -131,7 +131,7 @@ absl::Status BenchCommand(const FlagSet& flags) {
     max_length = trained->max_length();
     description = absl::StrCat(model->Name(), " (", trained->process_name, ")");
     if (flags.Was("data")) {
-      JUMPFLOW_ASSIGN_OR_RETURN(data, LoadSampleData(flags));
+      JUMPFLOW_ASSIGN_OR_RETURN(data, LoadSampleData(flags, DataUse::kReference));
       absl::StrAppend(&description, "; quality: share of samples in --data (", data->size(),
                       " items) and TV of the lengths");
     } else {

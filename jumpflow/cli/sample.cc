@@ -159,7 +159,7 @@ absl::Status SampleCheckpoint(const FlagSet& flags, int64_t num, int64_t show, S
                  static_cast<long long>(changed), texts.size());
   }
   if (flags.Was("data")) {
-    JUMPFLOW_ASSIGN_OR_RETURN(Dataset data, LoadSampleData(flags));
+    JUMPFLOW_ASSIGN_OR_RETURN(Dataset data, LoadSampleData(flags, DataUse::kReference));
     const GenerationReport r = EvaluateGeneration(samples, data, data);
     std::fprintf(report, "in --data: %.4f; length TV to --data: %.4f; distinct: %.4f\n",
                  r.in_reference_fraction, r.length_tv, r.unique_fraction);
@@ -205,7 +205,7 @@ absl::Status SampleCommand(const FlagSet& flags) {
     return absl::InvalidArgumentError(
         "--from / --from-file need a trained Edit Flow (--model CHECKPOINT), not the oracle");
   }
-  JUMPFLOW_ASSIGN_OR_RETURN(Dataset data, LoadSampleData(flags));
+  JUMPFLOW_ASSIGN_OR_RETURN(Dataset data, LoadSampleData(flags, DataUse::kOracle));
   JUMPFLOW_ASSIGN_OR_RETURN(FlagOracle flag_oracle, MakeFlagOracle(flags, data));
   OracleModel* oracle = flag_oracle.model.get();
   const Scheduler* sched = flag_oracle.scheduler.get();

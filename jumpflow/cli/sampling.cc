@@ -15,7 +15,10 @@ void AddModelFlags(FlagSet* flags) {
   flags->Add("chars", "abcdefghijklmnopqrstuvwxyz",
              "character vocabulary; lines with other characters are skipped ('' = from file)");
   flags->Add("max-length", "12", "longest data sequence kept");
-  flags->Add("data-size", "1000", "use a fixed random subset of this many sequences (0 = all)");
+  flags->Add("data-size", "1000",
+             "use a fixed random subset of this many sequences (0 = all); with a checkpoint "
+             "--data is the reference for the quality numbers and all of it is used unless "
+             "this is given");
   flags->Add("model", "oracle",
              "'oracle' (exact rates of --data), or a checkpoint written by jumpflow train");
   flags->Add("process", "edit",
@@ -26,9 +29,12 @@ void AddModelFlags(FlagSet* flags) {
              "linear for DFM); a checkpoint knows its own");
 }
 
-absl::StatusOr<Dataset> LoadSampleData(const FlagSet& flags) {
+absl::StatusOr<Dataset> LoadSampleData(const FlagSet& flags, DataUse use) {
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t max_length, flags.GetInt("max-length", 1));
-  JUMPFLOW_ASSIGN_OR_RETURN(const int64_t data_size, flags.GetInt("data-size", 0));
+  int64_t data_size = 0;
+  if (use == DataUse::kOracle || flags.Was("data-size")) {
+    JUMPFLOW_ASSIGN_OR_RETURN(data_size, flags.GetInt("data-size", 0));
+  }
   DatasetOptions options;
   options.max_length = max_length;
   options.skip_unknown = !flags.Get("chars").empty();

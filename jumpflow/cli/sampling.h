@@ -3,7 +3,7 @@
 //
 // Example (inside a command):
 //   AddModelFlags(&flags);                       // --data, --chars, ..., --scheduler
-//   JUMPFLOW_ASSIGN_OR_RETURN(Dataset data, LoadSampleData(flags));
+//   JUMPFLOW_ASSIGN_OR_RETURN(Dataset data, LoadSampleData(flags, DataUse::kOracle));
 //   JUMPFLOW_ASSIGN_OR_RETURN(FlagOracle o, MakeFlagOracle(flags, data));
 #ifndef JUMPFLOW_CLI_SAMPLING_H_
 #define JUMPFLOW_CLI_SAMPLING_H_
@@ -22,9 +22,14 @@ namespace jumpflow::cli {
 // --process and --scheduler with the documentation both commands share.
 void AddModelFlags(FlagSet* flags);
 
+// DataUse says what the loaded --data is for: the oracle's data set (the
+// --data-size subset keeps the oracle fast) or the reference a checkpoint's
+// samples are checked against (all of it unless --data-size is given).
+enum class DataUse { kOracle, kReference };
+
 // LoadSampleData loads --data with --chars, --max-length and --data-size (a
 // fixed random subset, seed 1, so --seed changes the samples only).
-absl::StatusOr<Dataset> LoadSampleData(const FlagSet& flags);
+absl::StatusOr<Dataset> LoadSampleData(const FlagSet& flags, DataUse use);
 
 // FlagOracle is the exact oracle of --process and --scheduler ("auto":
 // poly:3 for edit, linear for DFM) over `data`.

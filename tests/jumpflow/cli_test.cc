@@ -1,6 +1,6 @@
 // @brief `jumpflow bench`: the accuracy-against-cost table on the exact
 // oracle of a small word list (CSV checked), and one-line errors for bad
-// flags.
+// flags; how sample and bench load --data.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,6 +13,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "jumpflow/cli/commands.h"
+#include "jumpflow/cli/flags.h"
+#include "jumpflow/cli/sampling.h"
 
 namespace jumpflow::cli {
 namespace {
@@ -91,6 +93,36 @@ TEST(BenchCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
     EXPECT_EQ(err.rfind("jumpflow bench: ", 0), 0u) << err;
   }
+}
+
+// The --data of a checkpoint is the reference its samples are checked
+// against: all of it unless --data-size is given (the oracle keeps the
+// --data-size subset, default 1000, to stay fast).
+TEST(SampleDataTest, ReferenceDataIsWholeUnlessDataSizeIsGiven) {
+  const std::string path = TempPath("many_words.txt");
+  {
+    std::ofstream f(path);
+    for (int i = 0; i < 1500; ++i) {
+      std::string w;
+      for (int n = i + 1; n > 0; n /= 26) w.push_back(static_cast<char>('a' + n % 26));
+      f << w << "\n";
+    }
+  }
+  auto load = [&](std::vector<std::string> args, DataUse use) {
+    args.insert(args.begin(), {"jumpflow", "sample", "--data", path});
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    FlagSet flags("sample", "test");
+    AddModelFlags(&flags);
+    EXPECT_TRUE(flags.Parse(static_cast<int>(argv.size()), argv.data()).ok());
+    absl::StatusOr<Dataset> data = LoadSampleData(flags, use);
+    EXPECT_TRUE(data.ok()) << data.status();
+    return data.ok() ? data->size() : -1;
+  };
+  EXPECT_EQ(load({}, DataUse::kReference), 1500);
+  EXPECT_EQ(load({}, DataUse::kOracle), 1000);
+  EXPECT_EQ(load({"--data-size", "200"}, DataUse::kReference), 200);
+  EXPECT_EQ(load({"--data-size", "0"}, DataUse::kOracle), 1500);
 }
 
 }  // namespace
