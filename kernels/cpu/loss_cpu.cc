@@ -261,9 +261,11 @@ T SoftmaxBg(T a, const Pred<T>& p) {
 // the target has). The double path is the plain-loop reference.
 
 using detail::F16;
+using detail::HMax;
 using detail::I16;
 using detail::kWidth;
 using detail::Load16;
+using detail::ReduceRows16;
 
 inline void Store16(float* p, F16 v) { std::memcpy(p, &v, sizeof(v)); }
 
@@ -290,18 +292,6 @@ inline float HSum(F16 v) {
   const F4 b =
       __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
   return (b[0] + b[2]) + (b[1] + b[3]);
-}
-
-// HMax is HSum for the maximum.
-inline float HMax(F16 v) {
-  const F8 lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
-  const F8 hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-  const F8 a = hi > lo ? hi : lo;
-  const F4 a_lo = __builtin_shufflevector(a, a, 0, 1, 2, 3);
-  const F4 a_hi = __builtin_shufflevector(a, a, 4, 5, 6, 7);
-  const F4 b = a_hi > a_lo ? a_hi : a_lo;
-  const float c0 = b[2] > b[0] ? b[2] : b[0], c1 = b[3] > b[1] ? b[3] : b[1];
-  return c1 > c0 ? c1 : c0;
 }
 
 // RowMaxFinite returns max(z[0..n)) in *out_max and whether every entry is
@@ -798,6 +788,205 @@ struct Partial {
   int64_t first_nonfinite_row = -1;
 };
 
+#if defined(__AVX512F__)
+// --- Short softmax rows (V <= 32, float): the DFM loss on a small vocabulary.
+// A row is one or two vectors, so a row-at-a-time kernel spends most of its
+// time on per-row work (horizontal reductions, scalar bookkeeping and
+// scalar exponentials for the target columns): the generic SoftmaxBatch runs
+// at ~30 ns a row at V = 32, where the exponentials alone take ~4. The path
+// below does that work for 16 rows at once, one lane per row.
+
+// kSmallRowMax is the longest row OneHotSoftmax16 takes (two vectors).
+constexpr int64_t kSmallRowMax = 2 * kWidth;
+
+// kSmallPrefetchBlocks: how many 16-row blocks ahead OneHotSoftmax16 prefetches.
+constexpr int64_t kSmallPrefetchBlocks = 2;
+
+// OneHotSoftmax16 is the loss and gradient of the 16 rows [r0, r0 + 16) for
+// the DFM case at V <= 32: kSoftmax, Poisson or generalized KL, one sparse
+// target per row, no row scales. Everything per row is 16-lane vector work:
+// the row maxima and sums come from ReduceRows16, the target and excluded
+// logits are gathered and their exponentials recomputed (ExpEv16 is ExpEvF
+// lane by lane, so they equal the stored ones bit for bit), and the loss
+// terms, gradient coefficients and fix-ups of the 16 rows are one vector
+// each. Returns false, having written nothing, when the block does not
+// qualify (a masked or zero-weight row, a row without exactly one target,
+// a non-finite logit): the caller then runs the general path.
+template <Divergence D, bool kStore, bool kFull>
+bool OneHotSoftmax16(const LossArgs<float>& args, int64_t r0, float reduction_scale,
+                     Partial* partial) {
+  static_assert(D == Divergence::kPoisson || D == Divergence::kGeneralizedKl);
+  const int v = static_cast<int>(args.targets_per_row);
+  const int64_t* offsets = args.sparse_row_offsets + r0;
+  if (offsets[kWidth] - offsets[0] != kWidth) return false;
+  for (int i = 0; i < kWidth; ++i) {
+    if (offsets[i + 1] - offsets[i] != 1) return false;
+  }
+  if (args.row_mask != nullptr) {
+    for (int i = 0; i < kWidth; ++i) {
+      if (args.row_mask[r0 + i] == 0) return false;
+    }
+  }
+  const __m512 w =
+      args.row_weights != nullptr ? _mm512_loadu_ps(args.row_weights + r0) : _mm512_set1_ps(1.0f);
+  if (_mm512_cmp_ps_mask(w, _mm512_setzero_ps(), _CMP_NEQ_UQ) != 0xffff) return false;
+
+  const __mmask16 m0 = static_cast<__mmask16>(v >= kWidth ? 0xffffu : (1u << v) - 1u);
+  const __mmask16 m1 = static_cast<__mmask16>(v >= 2 * kWidth ? 0xffffu
+                                              : v > kWidth    ? (1u << (v - kWidth)) - 1u
+                                                              : 0u);
+  const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  auto load = [&](const float* p, __mmask16 m) {
+    if (kFull) return std::bit_cast<F16>(_mm512_loadu_ps(p));
+    return std::bit_cast<F16>(_mm512_mask_loadu_ps(neg_inf, m, p));
+  };
+  auto store = [&](float* p, __mmask16 m, __m512 val) {
+    if (kFull) {
+      _mm512_storeu_ps(p, val);
+    } else {
+      _mm512_mask_storeu_ps(p, m, val);
+    }
+  };
+  const float* raw = args.raw + r0 * v;
+
+  // Pass 1: maxima (-inf pad) and finiteness sums (z - z: 0, or NaN for inf
+  // or NaN, over each row's own lanes).
+  F16 part_max[kWidth], part_fin[kWidth];
+  for (int i = 0; i < kWidth; ++i) {
+    const float* z = raw + i * v;
+    const F16 a = load(z, m0), b = load(z + kWidth, m1);
+    part_max[i] = a > b ? a : b;
+    part_fin[i] = std::bit_cast<F16>(
+        _mm512_add_ps(_mm512_maskz_sub_ps(m0, std::bit_cast<__m512>(a), std::bit_cast<__m512>(a)),
+                      _mm512_maskz_sub_ps(m1, std::bit_cast<__m512>(b), std::bit_cast<__m512>(b))));
+  }
+  const __m512 fin =
+      std::bit_cast<__m512>(ReduceRows16(part_fin, [](F16 a, F16 b) { return a + b; }));
+  if (_mm512_cmp_ps_mask(fin, fin, _CMP_UNORD_Q) != 0) return false;
+  alignas(64) float zmax[kWidth];
+  const F16 mx = ReduceRows16(part_max, [](F16 a, F16 b) { return a > b ? a : b; });
+  Store16(zmax, mx);
+
+  // Pass 2: e = exp(z - max), 0 on the pad, kept in a scratch block that
+  // stays in L1 (the gradient is written once, in pass 3); row sums. The
+  // same rows of the block after next are prefetched (their first read
+  // comes from L2/L3 otherwise, a latency the hardware prefetcher leaves
+  // exposed at this row length).
+  alignas(64) float scratch[kWidth * kSmallRowMax];
+  const int64_t ahead = kSmallPrefetchBlocks * kWidth * v;
+  const bool prefetch = r0 + (kSmallPrefetchBlocks + 1) * kWidth <= args.rows;
+  F16 part_sum[kWidth];
+  for (int i = 0; i < kWidth; ++i) {
+    const float* z = raw + i * v;
+    float* e = scratch + i * kSmallRowMax;
+    float* g = kStore ? args.grad + (r0 + i) * v : nullptr;
+    if (prefetch) {
+      __builtin_prefetch(z + ahead, 0, 3);
+      __builtin_prefetch(z + ahead + v - 1, 0, 3);
+      if constexpr (kStore) {
+        __builtin_prefetch(g + ahead, 1, 3);
+        __builtin_prefetch(g + ahead + v - 1, 1, 3);
+      }
+    }
+    const F16 shift = F16{} + zmax[i];
+    const __m512 e0 =
+        _mm512_maskz_mov_ps(m0, std::bit_cast<__m512>(ExpFast16(load(z, m0) - shift)));
+    const __m512 e1 =
+        _mm512_maskz_mov_ps(m1, std::bit_cast<__m512>(ExpFast16(load(z + kWidth, m1) - shift)));
+    _mm512_store_ps(e, e0);
+    _mm512_store_ps(e + kWidth, e1);
+    part_sum[i] = std::bit_cast<F16>(_mm512_add_ps(e0, e1));
+  }
+  const F16 s = ReduceRows16(part_sum, [](F16 a, F16 b) { return a + b; });
+
+  // The 16 rows' scalars, one lane each. Target t and excluded x logits are
+  // gathered at row * v + column.
+  const __m512i row_base =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(v));
+  const __m512i t = _mm512_loadu_si512(args.sparse_cols + offsets[0]);
+  const __m512 a = _mm512_loadu_ps(args.sparse_values + offsets[0]);
+  const __m512i x = args.excluded_cols != nullptr ? _mm512_loadu_si512(args.excluded_cols + r0)
+                                                  : _mm512_set1_epi32(-1);
+  const __mmask16 has_x = _mm512_cmpge_epi32_mask(x, _mm512_setzero_si512());
+  const __mmask16 counted = _mm512_cmpneq_epi32_mask(t, x);  // target column not excluded
+  // (Masked gathers with an explicit pass-through: GCC 12 warns about the
+  // unmasked intrinsic's undefined one, PR 105593.)
+  const F16 z_t = std::bit_cast<F16>(
+      _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xffff, _mm512_add_epi32(row_base, t), raw, 4));
+  const F16 z_x = std::bit_cast<F16>(
+      _mm512_mask_i32gather_ps(_mm512_setzero_ps(), has_x, _mm512_add_epi32(row_base, x), raw, 4));
+  const F16 e_t = ExpFast16(z_t - mx);
+  const F16 e_x =
+      std::bit_cast<F16>(_mm512_maskz_mov_ps(has_x, std::bit_cast<__m512>(ExpFast16(z_x - mx))));
+  const F16 inv = 1.0f / s;
+  const F16 av = std::bit_cast<F16>(_mm512_maskz_mov_ps(counted, a));  // 0 where t == x
+  // XLogX(a): 0 for a = 1 (the one-hot case) and a = 0, else a log a.
+  alignas(64) float a_arr[kWidth], xlogx[kWidth];
+  Store16(a_arr, av);
+  for (int i = 0; i < kWidth; ++i) xlogx[i] = XLogX(a_arr[i]);
+  // log b_t without the deferred -log(sum) (see SoftmaxBatch): z_t - max.
+  const F16 log_bt = z_t - mx;
+  F16 big_g = -av, loss = Load16(xlogx) - av * log_bt;
+  if constexpr (D == Divergence::kPoisson) {
+    const F16 base = inv * (s - e_x);  // sum_{k != x} b_k
+    big_g += base;
+    loss += base - av;
+  }
+  alignas(64) float log_s[kWidth], loss_arr[kWidth], w_arr[kWidth];
+  Store16(log_s, LogOfSum16(s));
+  Store16(loss_arr, loss);
+  Store16(w_arr, std::bit_cast<F16>(w));
+  for (int i = 0; i < kWidth; ++i) {
+    const double row = static_cast<double>(w_arr[i]) *
+                       (static_cast<double>(loss_arr[i]) +
+                        static_cast<double>(a_arr[i]) * static_cast<double>(log_s[i]));
+    partial->sum += row;
+    if (args.row_loss != nullptr) args.row_loss[r0 + i] = static_cast<float>(row);
+  }
+  if constexpr (!kStore) return true;
+
+  // Pass 3: dL/dz_k = gw (bg_k - p_k BG) = bulk * e_k for every k, then the
+  // target (bg_t = b_t - a for Poisson, -a for KL) and excluded columns.
+  const F16 gw = std::bit_cast<F16>(w) * reduction_scale;
+  const F16 coef_p = -gw * inv * big_g;
+  alignas(64) float bulk[kWidth], g_t[kWidth], g_x[kWidth];
+  alignas(64) int32_t t_arr[kWidth], x_arr[kWidth];
+  Store16(bulk, D == Divergence::kPoisson ? gw * inv + coef_p : coef_p);
+  const F16 bg_t = D == Divergence::kPoisson ? inv * e_t - av : -av;
+  Store16(g_t, gw * bg_t + coef_p * e_t);
+  Store16(g_x, coef_p * e_x);
+  _mm512_store_si512(t_arr, t);
+  _mm512_store_si512(x_arr, x);
+  for (int i = 0; i < kWidth; ++i) {
+    float* g = args.grad + (r0 + i) * v;
+    const float* e = scratch + i * kSmallRowMax;
+    const F16 c = F16{} + bulk[i];
+    store(g, m0, std::bit_cast<__m512>(Load16(e) * c));
+    store(g + kWidth, m1, std::bit_cast<__m512>(Load16(e + kWidth) * c));
+    if ((counted >> i) & 1u) g[t_arr[i]] = g_t[i];
+    if (x_arr[i] >= 0) g[x_arr[i]] = g_x[i];
+  }
+  return true;
+}
+
+// OneHotFn is an instantiation of OneHotSoftmax16.
+using OneHotFn = bool (*)(const LossArgs<float>&, int64_t, float, Partial*);
+
+template <Divergence D>
+OneHotFn PickOneHotFor(bool store, bool full) {
+  if (store) return full ? &OneHotSoftmax16<D, true, true> : &OneHotSoftmax16<D, true, false>;
+  return full ? &OneHotSoftmax16<D, false, true> : &OneHotSoftmax16<D, false, false>;
+}
+
+// PickOneHot chooses the OneHotSoftmax16 for generalized KL or Poisson,
+// with or without a gradient, for rows of exactly two vectors or fewer.
+OneHotFn PickOneHot(bool kl, bool store, bool full) {
+  return kl ? PickOneHotFor<Divergence::kGeneralizedKl>(store, full)
+            : PickOneHotFor<Divergence::kPoisson>(store, full);
+}
+#endif  // __AVX512F__
+
 template <typename T>
 LossResult Run(const LossArgs<T>& args) {
   LossResult result;
@@ -814,14 +1003,26 @@ LossResult Run(const LossArgs<T>& args) {
       args.reduction == Reduction::kMean && active > 0 ? T(1) / static_cast<T>(active) : T(1);
   const bool dense = args.dense_targets != nullptr;
   const bool store = args.grad != nullptr;
-  const bool stream = store && std::is_same_v<T, float> && IsSoftmaxFamily(args.parametrization) &&
-                      rows * cols * static_cast<int64_t>(sizeof(T)) >= kStreamMinBytes &&
-                      cols * static_cast<int64_t>(sizeof(T)) <= kBatchBytes;
+  bool stream = store && std::is_same_v<T, float> && IsSoftmaxFamily(args.parametrization) &&
+                rows * cols * static_cast<int64_t>(sizeof(T)) >= kStreamMinBytes &&
+                cols * static_cast<int64_t>(sizeof(T)) <= kBatchBytes;
   const WriteMode mode = !store   ? WriteMode::kNone
                          : stream ? WriteMode::kStream
                                   : WriteMode::kInPlace;
-  const RowFn<T> fn = dense ? PickRowFn<T, true>(args.parametrization, args.divergence, mode)
-                            : PickRowFn<T, false>(args.parametrization, args.divergence, mode);
+  RowFn<T> fn = dense ? PickRowFn<T, true>(args.parametrization, args.divergence, mode)
+                      : PickRowFn<T, false>(args.parametrization, args.divergence, mode);
+#if defined(__AVX512F__)
+  OneHotFn one_hot = nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    if (!dense && args.parametrization == Parametrization::kSoftmax && args.row_scales == nullptr &&
+        v <= kSmallRowMax &&
+        (args.divergence == Divergence::kPoisson ||
+         args.divergence == Divergence::kGeneralizedKl)) {
+      one_hot = PickOneHot(args.divergence == Divergence::kGeneralizedKl, store, v == kSmallRowMax);
+      stream = false;
+    }
+  }
+#endif
   const int64_t grain = std::max<int64_t>(1, kBlockElements / std::max<int64_t>(cols, 1));
 
   // Rows per batch: up to kWidth, as many as keep ~kBatchBytes of logits in
@@ -836,6 +1037,14 @@ LossResult Run(const LossArgs<T>& args) {
     T* scratch = stream ? ThreadScratch<T>(static_cast<size_t>(batch * cols)) : nullptr;
     for (int64_t r0 = range.begin(); r0 < range.end(); r0 += batch) {
       const int64_t r1 = std::min<int64_t>(r0 + batch, range.end());
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) {
+        if (one_hot != nullptr && r1 - r0 == kWidth &&
+            one_hot(args, r0, reduction_scale, &partial)) {
+          continue;
+        }
+      }
+#endif
       int n = 0;
       for (int64_t r = r0; r < r1; ++r) {
         T* grad_row = store ? args.grad + r * cols : nullptr;

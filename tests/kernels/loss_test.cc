@@ -392,6 +392,83 @@ TEST(FusedLossTest, FloatMatchesDoubleForEveryPairAndWidth) {
   }
 }
 
+// MakeOneHotProblem is the DFM case on short rows: kSoftmax, one sparse
+// target per row (mostly a = 1, some 0.5, 2 and 0; some on the excluded
+// column), logits spread over [-8, 8], positive weights, no scales or mask:
+// the rows the CPU backend's 16-rows-at-a-time path (V <= 32) takes.
+Problem<double> MakeOneHotProblem(Divergence d, int64_t rows, int64_t v, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u01(0.0, 1.0);
+  Problem<double> pr;
+  pr.param = Parametrization::kSoftmax;
+  pr.div = d;
+  pr.rows = rows;
+  pr.v = v;
+  pr.cols = v;
+  for (int64_t k = 0; k < rows * v; ++k) pr.raw.push_back(-8.0 + 16.0 * u01(rng));
+  pr.offsets.push_back(0);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t t = static_cast<int32_t>(rng() % static_cast<uint64_t>(v));
+    const int32_t x = r % 4 == 1 ? -1 : r % 9 == 2 ? t : static_cast<int32_t>(rng() % v);
+    const double a = r % 5 == 3 ? 0.5 : r % 11 == 4 ? 2.0 : r % 13 == 6 ? 0.0 : 1.0;
+    pr.sparse_cols.push_back(t);
+    pr.sparse_values.push_back(a);
+    pr.offsets.push_back(r + 1);
+    pr.excluded.push_back(x);
+    pr.weights.push_back(0.5 + u01(rng));
+  }
+  return pr;
+}
+
+// Short one-hot rows (full 16-row blocks, a partial last block, widths
+// below, at and between the vectors) agree with the double path, with and
+// without a gradient, for both reductions; a block with a zero-weight row,
+// a masked row, a row with two targets or a non-finite logit takes the
+// general path and still agrees.
+TEST(FusedLossTest, ShortOneHotRowsMatchDouble) {
+  uint64_t seed = 700;
+  for (int64_t v : {5, 16, 26, 32}) {
+    for (Divergence d : {Divergence::kPoisson, Divergence::kGeneralizedKl}) {
+      for (Reduction reduction : {Reduction::kSum, Reduction::kMean}) {
+        SCOPED_TRACE("V " + std::to_string(v) + " div " + std::to_string(static_cast<int>(d)));
+        Problem<double> pd = MakeOneHotProblem(d, 16 * 4 + 5, v, seed++);
+        pd.reduction = reduction;
+        ExpectFloatMatchesDouble(pd, 2e-5);
+        // Loss only: the same sum as with the gradient.
+        const Problem<float> pf = pd.Cast<float>();
+        std::vector<float> grad(pf.raw.size());
+        EXPECT_EQ(FusedLossCpu(pf.Args(nullptr, nullptr)).sum,
+                  FusedLossCpu(pf.Args(grad.data(), nullptr)).sum);
+      }
+    }
+  }
+  Problem<double> pd = MakeOneHotProblem(Divergence::kPoisson, 16 * 4, 26, seed++);
+  pd.weights[3] = 0.0;  // block 0: a zero weight
+  pd.mask.assign(static_cast<size_t>(pd.rows), 1);
+  pd.mask[20] = 0;  // block 1: a masked row
+  pd.sparse_cols.insert(pd.sparse_cols.begin() + 40, (pd.sparse_cols[40] + 1) % 26);
+  pd.sparse_values.insert(pd.sparse_values.begin() + 40, 0.25);
+  std::sort(pd.sparse_cols.begin() + 40, pd.sparse_cols.begin() + 42);
+  for (size_t r = 41; r < pd.offsets.size(); ++r) ++pd.offsets[r];  // block 2: two targets
+  ExpectFloatMatchesDouble(pd, 2e-5);
+  // Block 3: a NaN logit in row 50 is reported; the other rows of its block
+  // are computed.
+  Problem<double> bad = MakeOneHotProblem(Divergence::kPoisson, 16 * 4, 32, seed++);
+  bad.raw[static_cast<size_t>(50 * 32 + 7)] = std::numeric_limits<double>::quiet_NaN();
+  const Problem<float> bf = bad.Cast<float>();
+  std::vector<float> gf(bf.raw.size()), lf(static_cast<size_t>(bf.rows));
+  std::vector<double> gd(bad.raw.size()), ld(static_cast<size_t>(bad.rows));
+  const LossResult rf = FusedLossCpu(bf.Args(gf.data(), lf.data()));
+  const LossResult rd = FusedLossCpu(bad.Args(gd.data(), ld.data()));
+  EXPECT_EQ(rf.first_nonfinite_row, 50);
+  EXPECT_EQ(rd.first_nonfinite_row, 50);
+  EXPECT_NEAR(rf.sum, rd.sum, 2e-5 * (1.0 + std::fabs(rd.sum)));
+  for (int64_t r = 48; r < 64; ++r) {
+    EXPECT_NEAR(lf[static_cast<size_t>(r)], ld[static_cast<size_t>(r)],
+                2e-5 * (1.0 + std::fabs(ld[static_cast<size_t>(r)])));
+  }
+}
+
 // Long rows (>= 1 KiB: the next batch's rows are prefetched) whose starts are
 // not 64-byte aligned (4100 columns), for every divergence.
 TEST(FusedLossTest, LongUnalignedRowsMatchDouble) {

@@ -89,6 +89,42 @@ inline float HMax(F16 v) {
   return c1 > c0 ? c1 : c0;
 }
 
+// ReduceRows16 returns the vector whose lane i is op-reduce over the 16 lanes
+// of v[i] (one row's partial maxima or sums), in a fixed order. Four
+// stages of two-source shuffles halve the lanes per row while doubling the
+// rows per vector: 8 + 4 + 2 + 1 combinations, 45 operations for 16 rows
+// instead of 16 separate shuffle trees ending in scalar code.
+template <typename Op>
+[[gnu::always_inline]] inline F16 ReduceRows16(const F16* v, Op op) {
+  F16 w[8], x[4], y[2];
+  // Stage 1: rows 2j, 2j+1 -> lanes 0-7 (row 2j), 8-15 (row 2j+1).
+  for (int j = 0; j < 8; ++j) {
+    const F16 a = v[2 * j], b = v[2 * j + 1];
+    w[j] = op(__builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+              __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29,
+                                      30, 31));
+  }
+  // Stage 2: 4 rows x 4 lanes, in row order.
+  for (int j = 0; j < 4; ++j) {
+    const F16 a = w[2 * j], b = w[2 * j + 1];
+    x[j] = op(
+        __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27),
+        __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31));
+  }
+  // Stage 3: 8 rows x 2 lanes.
+  for (int j = 0; j < 2; ++j) {
+    const F16 a = x[2 * j], b = x[2 * j + 1];
+    y[j] = op(
+        __builtin_shufflevector(a, b, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29),
+        __builtin_shufflevector(a, b, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31));
+  }
+  // Stage 4: 16 rows x 1 lane.
+  return op(__builtin_shufflevector(y[0], y[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                    28, 30),
+            __builtin_shufflevector(y[0], y[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
+                                    29, 31));
+}
+
 }  // namespace jumpflow::kernels::detail
 
 #endif  // JUMPFLOW_KERNELS_CPU_DETAIL_VEC16_H_
