@@ -595,6 +595,7 @@ absl::StatusOr<TrainingBatch> Trainer::Impl::MakeBatch(const std::vector<int64_t
       EditFlowOptions opt;
       opt.vocab_size = vocab.size();
       opt.source = options.edit_source;
+      opt.insertion_order = options.insertion_order;
       opt.noise_min_length = options.noise_min_length;
       opt.noise_max_length = options.noise_max_length;
       opt.alignment = options.alignment;
@@ -639,6 +640,8 @@ std::map<std::string, std::string> Trainer::Impl::Settings() const {
   s["rate_link"] = RateLinkName(o.rate_link);
   s["rate_scale"] = std::string(o.survival_scale ? "survival" : "none");
   s["edit_source"] = EditSourceName(o.edit_source);
+  s["insertion_order"] = std::string(
+      o.insertion_order == InsertionOrder::kLeftToRight ? "left-to-right" : "independent");
   s["noise_min_length"] = StrCat(o.noise_min_length);
   s["noise_max_length"] = StrCat(o.noise_max_length);
   s["alignment"] = std::string(o.alignment == EditAlignment::kRandom ? "random" : "min-edit");
@@ -764,6 +767,15 @@ absl::StatusOr<TrainerOptions> OptionsFromSettings(const std::map<std::string, s
     o.edit_source = EditSource::kPairs;
   } else {
     return absl::DataLossError(StrCat("checkpoint setting 'edit_source' = '", source, "'"));
+  }
+  // insertion_order: absent from checkpoints written before it existed.
+  if (auto it = s.find("insertion_order"); it != s.end()) {
+    if (it->second == "left-to-right") {
+      o.insertion_order = InsertionOrder::kLeftToRight;
+    } else if (it->second != "independent") {
+      return absl::DataLossError(
+          StrCat("checkpoint setting 'insertion_order' = '", it->second, "'"));
+    }
   }
   JUMPFLOW_ASSIGN_OR_RETURN(o.noise_min_length, get_int("noise_min_length"));
   JUMPFLOW_ASSIGN_OR_RETURN(o.noise_max_length, get_int("noise_max_length"));

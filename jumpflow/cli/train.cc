@@ -137,6 +137,7 @@ const std::vector<std::string>& AllFlags() {
                                                  "rate-scale",
                                                  "insert-gate",
                                                  "source",
+                                                 "insert-order",
                                                  "noise-min",
                                                  "noise-max",
                                                  "alignment",
@@ -278,6 +279,20 @@ absl::Status Train(const FlagSet& flags) {
     } else {
       return absl::InvalidArgumentError(
           StrCat("--source must be empty or noise, got '", source, "'"));
+    }
+    const std::string order = flags.Get("insert-order");
+    if (order != "independent" && order != "left-to-right") {
+      return absl::InvalidArgumentError(
+          StrCat("--insert-order must be independent or left-to-right, got '", order, "'"));
+    }
+    if (order == "left-to-right") {
+      if (o.process != TrainProcess::kEdit || o.edit_source != EditSource::kEmpty ||
+          !flags.Get("pairs").empty()) {
+        return absl::InvalidArgumentError(
+            "--insert-order left-to-right needs --process edit with --source empty and no "
+            "--pairs");
+      }
+      o.insertion_order = InsertionOrder::kLeftToRight;
     }
     JUMPFLOW_ASSIGN_OR_RETURN(o.noise_min_length, flags.GetInt("noise-min", 0));
     JUMPFLOW_ASSIGN_OR_RETURN(o.noise_max_length, flags.GetInt("noise-max", 0));
@@ -440,6 +455,9 @@ int RunTrain(int argc, char** argv) {
             "of S(t) (off); needs --rate-scale survival and --rate-link exp; see "
             "jumpflow/model/model_rate.h");
   flags.Add("source", "empty", "edit without --pairs: x0 empty (insertions only) or noise");
+  flags.Add("insert-order", "independent",
+            "edit --source empty: insertion times independent per token, or left-to-right "
+            "(sorted: x_t is always a prefix of the word); see jumpflow/processes/edit_flow.h");
   flags.Add("noise-min", "0", "edit --source noise: shortest x0");
   flags.Add("noise-max", "0", "edit --source noise: longest x0");
   flags.Add("alignment", "min-edit", "edit: alignment of (x0, x1): min-edit or random");

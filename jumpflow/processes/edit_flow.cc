@@ -57,10 +57,20 @@ absl::Status ValidateOptions(const SequenceBatch& x1, const EditFlowOptions& opt
   }
   for (double c : {options.costs.insert, options.costs.del, options.costs.substitute}) {
     if (!std::isfinite(c) || c < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "alignment costs must be finite and >= 0, got insert=", options.costs.insert,
-          " delete=", options.costs.del, " substitute=", options.costs.substitute));
+      return absl::InvalidArgumentError(
+          absl::StrCat("alignment costs must be finite and >= 0, got insert=", options.costs.insert,
+                       " delete=", options.costs.del, " substitute=", options.costs.substitute));
     }
+  }
+  if (options.insertion_order != InsertionOrder::kIndependent &&
+      options.insertion_order != InsertionOrder::kLeftToRight) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown InsertionOrder ", static_cast<int>(options.insertion_order)));
+  }
+  if (options.insertion_order == InsertionOrder::kLeftToRight &&
+      options.source != EditSource::kEmpty) {
+    return absl::InvalidArgumentError(
+        "InsertionOrder::kLeftToRight requires EditSource::kEmpty (insertions only)");
   }
   if (options.alignment == EditAlignment::kUser && options.source != EditSource::kPairs) {
     return absl::InvalidArgumentError("EditAlignment::kUser requires EditSource::kPairs");
@@ -125,8 +135,7 @@ absl::Status ValidateOptions(const SequenceBatch& x1, const EditFlowOptions& opt
 absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const BatchTimes& times,
                                                 const Scheduler& scheduler,
                                                 const EditFlowOptions& options, uint64_t seed,
-                                                const BatchWeights& weights,
-                                                EditFlowTrace* trace) {
+                                                const BatchWeights& weights, EditFlowTrace* trace) {
   JUMPFLOW_RETURN_IF_ERROR(ValidateOptions(x1, options));
   const int64_t num_sequences = x1.num_sequences();
   JUMPFLOW_ASSIGN_OR_RETURN(std::vector<double> t, times.Resolve(num_sequences, seed));
@@ -139,8 +148,8 @@ absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const B
     trace->alignments.assign(static_cast<size_t>(num_sequences), Alignment{});
     trace->z_t.assign(static_cast<size_t>(num_sequences), {});
   }
-  const uint32_t num_user = static_cast<uint32_t>(
-      std::max<int32_t>(1, options.vocab_size - Vocabulary::kNumSpecials));
+  const uint32_t num_user =
+      static_cast<uint32_t>(std::max<int32_t>(1, options.vocab_size - Vocabulary::kNumSpecials));
 
   auto emit = [&](int64_t b, detail::ChunkArena& out, EditScratch& scratch) -> absl::Status {
     const auto target = x1.sequence(b);
@@ -154,6 +163,29 @@ absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const B
     std::vector<Token>& gap_tokens = scratch.gap_tokens;
     gap_tokens.clear();
 
+    if (options.source == EditSource::kEmpty &&
+        options.insertion_order == InsertionOrder::kLeftToRight) {
+      // K = number of the n coins below kappa: x_t = x_1[0, K), then the
+      // last gap carries the next token x_1[K] with count n - K.
+      const size_t n = target.size();
+      size_t k = 0;
+      for (size_t i = 0; i < n; ++i) k += detail::Uniform32(coins) < k_ins ? 1 : 0;
+      for (size_t i = 0; i < k; ++i) {
+        z_t.push_back(target[i]);
+        out.BeginGapRow();
+        out.BeginTokenRow(target[i], 0.0f);
+      }
+      out.BeginGapRow();
+      if (k < n) out.AddGapEntry(target[k], static_cast<float>(n - k));
+      z_t.resize(n, Vocabulary::kEps);
+      if (trace != nullptr) {
+        Alignment& al = trace->alignments[b];
+        al.z0.assign(n, Vocabulary::kEps);
+        al.z1.assign(target.begin(), target.end());
+        trace->z_t[b] = z_t;
+      }
+      return absl::OkStatus();
+    }
     if (options.source == EditSource::kEmpty) {
       // Every column is an insertion: no alignment needed.
       for (const Token y : target) {
@@ -180,8 +212,8 @@ absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const B
     if (options.source == EditSource::kNoise) {
       PhiloxStream noise(seed, stream, kPurposeSource);
       const int64_t span = options.noise_max_length - options.noise_min_length + 1;
-      const int64_t len =
-          options.noise_min_length + static_cast<int64_t>(noise.UniformInt(static_cast<uint32_t>(span)));
+      const int64_t len = options.noise_min_length +
+                          static_cast<int64_t>(noise.UniformInt(static_cast<uint32_t>(span)));
       scratch.x0.resize(static_cast<size_t>(len));
       for (Token& x : scratch.x0) {
         x = Vocabulary::kNumSpecials + static_cast<Token>(noise.UniformInt(num_user));
@@ -213,7 +245,8 @@ absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const B
       const Token a = al->z0[k], c = al->z1[k];
       Token z = a;
       if (a != c) {
-        const double kappa = a == Vocabulary::kEps ? k_ins : (c == Vocabulary::kEps ? k_del : k_sub);
+        const double kappa =
+            a == Vocabulary::kEps ? k_ins : (c == Vocabulary::kEps ? k_del : k_sub);
         if (detail::Uniform32(coins) < kappa) z = c;
       }
       z_t.push_back(z);
@@ -326,7 +359,8 @@ absl::StatusOr<std::vector<std::vector<Token>>> ApplyEditTargets(const TrainingB
     for (int64_t i = 0; i < n; ++i) {
       const int64_t r = row0 + i;
       const float del = batch.delete_targets[r];
-      const int64_t entries = batch.token_targets.row_offsets[r + 1] - batch.token_targets.row_offsets[r];
+      const int64_t entries =
+          batch.token_targets.row_offsets[r + 1] - batch.token_targets.row_offsets[r];
       if (del != 0.0f && del != 1.0f) {
         return absl::InvalidArgumentError(
             absl::StrCat("delete target ", del, " of row ", r, " is not 0 or 1"));

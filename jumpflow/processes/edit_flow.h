@@ -16,6 +16,22 @@
 // gap before the first token, so no BOS token is prepended (the paper
 // prepends BOS so the front can receive insertions; here gap 0 does that).
 //
+// Insertion order (x_0 empty only): kIndependent is the above (each token of
+// x_1 appears at its own time T_k ~ kappa_ins, i.i.d.). kLeftToRight sorts
+// those times and gives them to the positions in order, so x_t is the prefix
+// x_1[0, K) with K ~ Binomial(n, kappa_ins(t)), n = |x_1|: the same number
+// of tokens at every t, but always a prefix. Its conditional rate is one
+// insertion into the last gap, of token x_1[K], at rate (n - K) h(t) (each of
+// the n - K outstanding times fires at hazard h; whichever fires, the sorted
+// assignment makes it position K), so
+//   insert_targets[gap K][x_1[K]] = n - K, every other gap 0.
+// (Kolmogorov check: d/dt Bin(k; n, kappa) = (n - k + 1) h Bin(k - 1) -
+// (n - k) h Bin(k), with h = kappa' / (1 - kappa).) The learned model is then
+// a next-token model with a learned stopping rate, which a small network
+// fits far better than the order-free joint over all insertion orders.
+// ApplyEditTargets does not reconstruct x_1 from such a batch (its targets
+// are rates, not one pending token per column).
+//
 // x_0 sources: empty (insertion-only generation), noise (length uniform in
 // [noise_min_length, noise_max_length], tokens i.i.d. uniform over the user
 // tokens [kNumSpecials, vocab_size), drawn from PhiloxStream(seed, b,
@@ -55,6 +71,13 @@ enum class EditSource : uint8_t {
   kPairs = 2,  // x_0 given by EditFlowOptions::x0
 };
 
+// InsertionOrder picks the order in which an empty x_0 receives x_1's tokens
+// (see the file comment).
+enum class InsertionOrder : uint8_t {
+  kIndependent = 0,  // i.i.d. insertion times per token (DESIGN.md)
+  kLeftToRight = 1,  // sorted times: x_t is a prefix of x_1
+};
+
 // EditAlignment picks how (x_0, x_1) are aligned.
 enum class EditAlignment : uint8_t {
   kMinEdit = 0,  // MinEditAlignment with EditFlowOptions::costs (ties seeded)
@@ -67,6 +90,8 @@ struct EditFlowOptions {
   // Vocabulary size (specials included). Required.
   int32_t vocab_size = 0;
   EditSource source = EditSource::kEmpty;
+  // kEmpty only: kLeftToRight makes x_t a prefix of x_1.
+  InsertionOrder insertion_order = InsertionOrder::kIndependent;
   // kPairs: the sources, one per x_1 sequence; must outlive the call.
   const SequenceBatch* x0 = nullptr;
   // kNoise: length range of x_0 (inclusive), 0 <= min <= max <= 2^20.
@@ -99,7 +124,8 @@ struct EditFlowTrace {
 // kMask / kEps, an empty x_1 with kEmpty (nothing to generate), a missing or
 // mismatched x0 (sequence count), x0 tokens outside the vocabulary or kEps,
 // bad noise lengths, kUser without kPairs or with an invalid alignment, bad
-// alignment costs, bad times or weights, sequences too long to align.
+// alignment costs, bad times or weights, sequences too long to align,
+// InsertionOrder::kLeftToRight with a source other than kEmpty.
 absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const BatchTimes& times,
                                                 const Scheduler& scheduler,
                                                 const EditFlowOptions& options, uint64_t seed,

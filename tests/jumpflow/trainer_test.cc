@@ -295,33 +295,44 @@ TEST(TrainedModelTest, EditFlowSamplesLandInTheDataSupport) {
   // ~0.9 in support, tau-leaping (100 kappa steps) ~0.8; the thresholds
   // leave room for float differences across machines. (A character bigram
   // fitted to these words puts < 0.1 of its samples on them.)
-  TrainerOptions o = TinyOptions(TrainProcess::kEdit, 2000);
-  o.time_distribution = "beta:3,1";
-  o.checkpoint_path = TempPath("edit_words.ckpt");
-  absl::StatusOr<Trainer> trainer = Trainer::Create(o, WordData());
-  ASSERT_TRUE(trainer.ok()) << trainer.status();
-  ASSERT_TRUE(trainer->Train().ok());
+  // Both insertion orders (left to right: x_t is always a prefix).
+  for (InsertionOrder order : {InsertionOrder::kIndependent, InsertionOrder::kLeftToRight}) {
+    const bool l2r = order == InsertionOrder::kLeftToRight;
+    SCOPED_TRACE(l2r ? "left-to-right" : "independent");
+    TrainerOptions o = TinyOptions(TrainProcess::kEdit, 2000);
+    o.time_distribution = "beta:3,1";
+    o.insertion_order = order;
+    o.checkpoint_path = TempPath(l2r ? "edit_words_l2r.ckpt" : "edit_words.ckpt");
+    absl::StatusOr<Trainer> trainer = Trainer::Create(o, WordData());
+    ASSERT_TRUE(trainer.ok()) << trainer.status();
+    ASSERT_TRUE(trainer->Train().ok());
 
-  absl::StatusOr<TrainedModel> tm = LoadTrainedModel(o.checkpoint_path);
-  ASSERT_TRUE(tm.ok()) << tm.status();
-  EXPECT_EQ(tm->model->process(), ProcessKind::kEdit);
-  EXPECT_EQ(tm->max_length(), 5);
-  EXPECT_FALSE(tm->needs_start_sequences());
-  for (SamplerKind kind : {SamplerKind::kGillespie, SamplerKind::kTauLeap}) {
-    SamplerOptions opt;
-    opt.kind = kind;
-    opt.steps = 100;
-    opt.grid = TimeGrid::kKappa;
-    opt.seed = 3;
-    opt.max_length = tm->max_length();
-    absl::StatusOr<SequenceBatch> start = tm->SourceBatch(400, 3);
-    ASSERT_TRUE(start.ok()) << start.status();
-    absl::StatusOr<SampleResult> r = Sample(*tm->model, tm->schedulers(), *start, opt);
-    ASSERT_TRUE(r.ok()) << r.status();
-    const double frac = InSupport(r->final_batch);
-    EXPECT_GE(frac, kind == SamplerKind::kGillespie ? 0.75 : 0.6)
-        << SamplerKindName(kind) << " in-support fraction " << frac;
-    std::printf("edit flow %s: in-support fraction %.3f\n", SamplerKindName(kind).c_str(), frac);
+    absl::StatusOr<TrainedModel> tm = LoadTrainedModel(o.checkpoint_path);
+    ASSERT_TRUE(tm.ok()) << tm.status();
+    // The order is part of the training settings a resume continues with.
+    absl::StatusOr<Trainer> resumed = Trainer::Resume(o.checkpoint_path, WordData());
+    ASSERT_TRUE(resumed.ok()) << resumed.status();
+    EXPECT_EQ(resumed->options().insertion_order, order);
+    EXPECT_EQ(tm->model->process(), ProcessKind::kEdit);
+    EXPECT_EQ(tm->max_length(), 5);
+    EXPECT_FALSE(tm->needs_start_sequences());
+    for (SamplerKind kind : {SamplerKind::kGillespie, SamplerKind::kTauLeap}) {
+      SamplerOptions opt;
+      opt.kind = kind;
+      opt.steps = 100;
+      opt.grid = TimeGrid::kKappa;
+      opt.seed = 3;
+      opt.max_length = tm->max_length();
+      absl::StatusOr<SequenceBatch> start = tm->SourceBatch(400, 3);
+      ASSERT_TRUE(start.ok()) << start.status();
+      absl::StatusOr<SampleResult> r = Sample(*tm->model, tm->schedulers(), *start, opt);
+      ASSERT_TRUE(r.ok()) << r.status();
+      const double frac = InSupport(r->final_batch);
+      EXPECT_GE(frac, kind == SamplerKind::kGillespie ? 0.75 : 0.6)
+          << SamplerKindName(kind) << " in-support fraction " << frac;
+      std::printf("edit flow (%s) %s: in-support fraction %.3f\n",
+                  l2r ? "left-to-right" : "independent", SamplerKindName(kind).c_str(), frac);
+    }
   }
 }
 
@@ -722,6 +733,9 @@ TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
       {{"--data", data, "--out", ckpt, "--lr", "nan"}, "--lr expects a finite number"},
       {{"--data", data, "--out", ckpt, "--scheduler", "cubic"}, "cubic"},
       {{"--data", data, "--out", ckpt, "--rate-scale", "half"}, "--rate-scale must be"},
+      {{"--data", data, "--out", ckpt, "--insert-order", "random"}, "--insert-order must be"},
+      {{"--data", data, "--out", ckpt, "--process", "dfm-mask", "--insert-order", "left-to-right"},
+       "--insert-order left-to-right needs"},
       {{"--data", TempPath("nope.txt"), "--out", ckpt}, "nope.txt"},
       {{"--data", data, "--out", ckpt, "--resume"}, "cli.ckpt"},
   };

@@ -1,9 +1,9 @@
 // @brief Tests of the Edit Flows training batches.
 #include "jumpflow/processes/edit_flow.h"
 
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "tests/jumpflow/processes/test_util.h"
 
@@ -76,15 +76,23 @@ TEST(EditFlowTest, ApplyingAllTargetEditsYieldsX1) {
   };
   std::vector<Case> cases = {
       {"empty", &x1_nonempty, {.vocab_size = kVocab, .source = EditSource::kEmpty}},
-      {"noise", &x1,
-       {.vocab_size = kVocab, .source = EditSource::kNoise, .noise_min_length = 0,
+      {"noise",
+       &x1,
+       {.vocab_size = kVocab,
+        .source = EditSource::kNoise,
+        .noise_min_length = 0,
         .noise_max_length = 20}},
-      {"pairs-minedit", &x1,
+      {"pairs-minedit",
+       &x1,
        {.vocab_size = kVocab, .source = EditSource::kPairs, .x0 = &misspelled}},
-      {"pairs-random-x0", &x1,
+      {"pairs-random-x0",
+       &x1,
        {.vocab_size = kVocab, .source = EditSource::kPairs, .x0 = &random_x0}},
-      {"pairs-random-alignment", &x1,
-       {.vocab_size = kVocab, .source = EditSource::kPairs, .x0 = &random_x0,
+      {"pairs-random-alignment",
+       &x1,
+       {.vocab_size = kVocab,
+        .source = EditSource::kPairs,
+        .x0 = &random_x0,
         .alignment = EditAlignment::kRandom}},
   };
   for (const Case& c : cases) {
@@ -94,8 +102,8 @@ TEST(EditFlowTest, ApplyingAllTargetEditsYieldsX1) {
     ASSERT_TRUE(tb.ok()) << c.name << ": " << tb.status();
     CheckEditShapes(*tb);
     for (int64_t b = 0; b < c.x1->num_sequences(); ++b) {
-      ASSERT_EQ(Strip(trace.alignments[b].z1), std::vector<Token>(c.x1->sequence(b).begin(),
-                                                                  c.x1->sequence(b).end()));
+      ASSERT_EQ(Strip(trace.alignments[b].z1),
+                std::vector<Token>(c.x1->sequence(b).begin(), c.x1->sequence(b).end()));
       ASSERT_EQ(Strip(trace.z_t[b]),
                 std::vector<Token>(tb->x_t.sequence(b).begin(), tb->x_t.sequence(b).end()));
     }
@@ -103,8 +111,8 @@ TEST(EditFlowTest, ApplyingAllTargetEditsYieldsX1) {
     ASSERT_TRUE(applied.ok()) << c.name << ": " << applied.status();
     int64_t edits = 0;
     for (int64_t b = 0; b < c.x1->num_sequences(); ++b) {
-      ASSERT_EQ((*applied)[b], std::vector<Token>(c.x1->sequence(b).begin(),
-                                                  c.x1->sequence(b).end()))
+      ASSERT_EQ((*applied)[b],
+                std::vector<Token>(c.x1->sequence(b).begin(), c.x1->sequence(b).end()))
           << c.name << " sequence " << b;
     }
     edits = tb->token_targets.num_entries() + tb->insert_targets.num_entries();
@@ -139,8 +147,11 @@ TEST(EditFlowTest, ExpectedLengthInterpolatesWithin4Sigma) {
   auto main_sched = Sched("linear");
   const SequenceBatch x1 = RandomBatch(4000, 0, 20, kVocab, 41);
   const SequenceBatch x0 = RandomBatch(4000, 0, 20, kVocab, 42);
-  EditFlowOptions opt{.vocab_size = kVocab, .source = EditSource::kPairs, .x0 = &x0,
-                      .insert_scheduler = ins.get(), .delete_scheduler = del.get(),
+  EditFlowOptions opt{.vocab_size = kVocab,
+                      .source = EditSource::kPairs,
+                      .x0 = &x0,
+                      .insert_scheduler = ins.get(),
+                      .delete_scheduler = del.get(),
                       .substitute_scheduler = sub.get()};
   for (double t : {0.25, 0.6}) {
     EditFlowTrace trace;
@@ -205,7 +216,8 @@ TEST(EditFlowTest, EndpointsAndInsertionOnlyShape) {
     double pending = 0;
     const int64_t g0 = ins->x_t.offsets()[b] + b;
     for (int64_t g = g0; g <= g0 + ins->x_t.length(b); ++g) {
-      for (int64_t k = ins->insert_targets.row_offsets[g]; k < ins->insert_targets.row_offsets[g + 1]; ++k) {
+      for (int64_t k = ins->insert_targets.row_offsets[g];
+           k < ins->insert_targets.row_offsets[g + 1]; ++k) {
         pending += ins->insert_targets.values[k];
       }
     }
@@ -222,7 +234,9 @@ TEST(EditFlowTest, NoiseSourceLengthsAndTokens) {
   auto sched = Sched("linear");
   const SequenceBatch x1 = RandomBatch(2000, 1, 5, kVocab, 61);
   EditFlowTrace trace;
-  EditFlowOptions opt{.vocab_size = kVocab, .source = EditSource::kNoise, .noise_min_length = 3,
+  EditFlowOptions opt{.vocab_size = kVocab,
+                      .source = EditSource::kNoise,
+                      .noise_min_length = 3,
                       .noise_max_length = 7};
   auto tb = MakeEditFlowBatch(x1, BatchTimes::Constant(0.0), *sched, opt, 8, BatchWeights::Ones(),
                               &trace);
@@ -247,10 +261,13 @@ TEST(EditFlowTest, UserAlignmentIsUsed) {
   const SequenceBatch x0 = Batch({{5, 6}});
   const SequenceBatch x1 = Batch({{6, 7}});
   // A non-minimal alignment: delete both, insert both.
-  std::vector<Alignment> als = {{{5, 6, Vocabulary::kEps, Vocabulary::kEps},
-                                 {Vocabulary::kEps, Vocabulary::kEps, 6, 7}}};
-  EditFlowOptions opt{.vocab_size = kVocab, .source = EditSource::kPairs, .x0 = &x0,
-                      .alignment = EditAlignment::kUser, .alignments = &als};
+  std::vector<Alignment> als = {
+      {{5, 6, Vocabulary::kEps, Vocabulary::kEps}, {Vocabulary::kEps, Vocabulary::kEps, 6, 7}}};
+  EditFlowOptions opt{.vocab_size = kVocab,
+                      .source = EditSource::kPairs,
+                      .x0 = &x0,
+                      .alignment = EditAlignment::kUser,
+                      .alignments = &als};
   EditFlowTrace trace;
   auto tb = MakeEditFlowBatch(x1, BatchTimes::Constant(0.0), *sched, opt, 1, BatchWeights::Ones(),
                               &trace);
@@ -270,8 +287,8 @@ TEST(EditFlowTest, ReproducibleForAnyThreadCount) {
   const SequenceBatch x1 = RandomBatch(600, 0, 40, kVocab, 71);
   const SequenceBatch x0 = Misspell(x1, 72);
   for (EditAlignment alignment : {EditAlignment::kMinEdit, EditAlignment::kRandom}) {
-    EditFlowOptions opt{.vocab_size = kVocab, .source = EditSource::kPairs, .x0 = &x0,
-                        .alignment = alignment};
+    EditFlowOptions opt{
+        .vocab_size = kVocab, .source = EditSource::kPairs, .x0 = &x0, .alignment = alignment};
     auto run = [&](int threads, uint64_t seed) {
       return WithThreads(threads, [&] {
         return MakeEditFlowBatch(x1, BatchTimes::Sampled(uniform), *sched, opt, seed);
@@ -283,6 +300,60 @@ TEST(EditFlowTest, ReproducibleForAnyThreadCount) {
     EXPECT_TRUE(testing::SameBatch(*one, *four));
     EXPECT_FALSE(testing::SameBatch(*one, *other));
   }
+}
+
+// Left-to-right insertions: x_t is the prefix x_1[0, K), K ~ Binomial(n,
+// kappa(t)) (total over 4,000 sequences within 4 sigma), and the only
+// insertion target is the next token x_1[K] in the last gap with count n - K.
+TEST(EditFlowTest, LeftToRightInsertionsArePrefixes) {
+  auto sched = Sched("poly:2");
+  const SequenceBatch x1 = RandomBatch(4000, 1, 20, kVocab, 61);
+  const EditFlowOptions opt{.vocab_size = kVocab,
+                            .source = EditSource::kEmpty,
+                            .insertion_order = InsertionOrder::kLeftToRight};
+  for (double t : {0.3, 0.8}) {
+    EditFlowTrace trace;
+    auto tb = MakeEditFlowBatch(x1, BatchTimes::Constant(t), *sched, opt, 7, BatchWeights::Ones(),
+                                &trace);
+    ASSERT_TRUE(tb.ok()) << tb.status();
+    CheckEditShapes(*tb);
+    EXPECT_EQ(tb->token_targets.num_entries(), 0);
+    for (float d : tb->delete_targets) EXPECT_EQ(d, 0.0f);
+    const auto& ins = tb->insert_targets;
+    double inserted = 0, total = 0;
+    for (int64_t b = 0; b < x1.num_sequences(); ++b) {
+      const auto y = x1.sequence(b);
+      const auto xt = tb->x_t.sequence(b);
+      const int64_t n = x1.length(b), k = tb->x_t.length(b);
+      ASSERT_LE(k, n);
+      for (int64_t i = 0; i < k; ++i) ASSERT_EQ(xt[i], y[i]) << "sequence " << b;
+      const int64_t g0 = tb->x_t.offsets()[b] + b;
+      for (int64_t g = g0; g < g0 + k; ++g) {
+        ASSERT_EQ(ins.row_offsets[g + 1], ins.row_offsets[g]) << "sequence " << b;
+      }
+      const int64_t last = g0 + k;
+      if (k == n) {
+        EXPECT_EQ(ins.row_offsets[last + 1], ins.row_offsets[last]);
+      } else {
+        ASSERT_EQ(ins.row_offsets[last + 1] - ins.row_offsets[last], 1) << "sequence " << b;
+        EXPECT_EQ(ins.cols[ins.row_offsets[last]], y[k]);
+        EXPECT_EQ(ins.values[ins.row_offsets[last]], static_cast<float>(n - k));
+      }
+      EXPECT_EQ(trace.z_t[b].size(), static_cast<size_t>(n));
+      inserted += static_cast<double>(k);
+      total += static_cast<double>(n);
+    }
+    const double kappa = sched->Kappa(t);
+    EXPECT_NEAR(inserted, kappa * total, 4 * std::sqrt(kappa * (1 - kappa) * total)) << "t=" << t;
+  }
+  // Only an empty x_0 has an insertion order.
+  const SequenceBatch x0 = RandomBatch(4000, 0, 5, kVocab, 62);
+  EditFlowOptions pairs = opt;
+  pairs.source = EditSource::kPairs;
+  pairs.x0 = &x0;
+  auto bad = MakeEditFlowBatch(x1, BatchTimes::Constant(0.5), *sched, pairs, 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("kLeftToRight"), std::string::npos) << bad.status();
 }
 
 TEST(EditFlowTest, BadInputIsAnError) {
@@ -302,14 +373,16 @@ TEST(EditFlowTest, BadInputIsAnError) {
   const SequenceBatch one = Batch({{5}});
   pairs.x0 = &one;
   EXPECT_FALSE(MakeEditFlowBatch(x1, t, *sched, pairs, 1).ok());  // count mismatch
-  EditFlowOptions noise{.vocab_size = kVocab, .source = EditSource::kNoise,
-                        .noise_min_length = 5, .noise_max_length = 2};
+  EditFlowOptions noise{.vocab_size = kVocab,
+                        .source = EditSource::kNoise,
+                        .noise_min_length = 5,
+                        .noise_max_length = 2};
   EXPECT_FALSE(MakeEditFlowBatch(x1, t, *sched, noise, 1).ok());
   noise.noise_max_length = 6;
   noise.vocab_size = Vocabulary::kNumSpecials;
   EXPECT_FALSE(MakeEditFlowBatch(Batch({{1}}, Vocabulary::kNumSpecials), t, *sched, noise, 1).ok());
-  EditFlowOptions user{.vocab_size = kVocab, .source = EditSource::kEmpty,
-                       .alignment = EditAlignment::kUser};
+  EditFlowOptions user{
+      .vocab_size = kVocab, .source = EditSource::kEmpty, .alignment = EditAlignment::kUser};
   EXPECT_FALSE(MakeEditFlowBatch(x1, t, *sched, user, 1).ok());
   EditFlowOptions costs{.vocab_size = kVocab, .source = EditSource::kPairs, .x0 = &x1};
   costs.costs.insert = -1;
