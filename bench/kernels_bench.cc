@@ -161,43 +161,35 @@ Problem CpuProblem(benchmark::State& state) {
   return MakeProblem(state.range(0), state.range(1), state.range(2));
 }
 
-void BM_SampleStep_Cpu(benchmark::State& state) {
+// TimeCpu times `kernel` on the arguments make_args(problem) with the
+// benchmark's thread count; bytes = logit_copies x logits + row_bytes a row.
+template <typename MakeArgs, typename Kernel>
+void TimeCpu(benchmark::State& state, MakeArgs make_args, Kernel kernel, int64_t logit_copies,
+             int64_t row_bytes) {
   tbb::global_control threads(tbb::global_control::max_allowed_parallelism,
                               static_cast<size_t>(state.range(3)));
   Problem p = CpuProblem(state);
-  const kernels::SampleStepArgs a = StepArgs(p);
+  const auto args = make_args(p);
   for (auto _ : state) {
-    kernels::SampleStepResult r = kernels::SampleStepCpu(a);
+    auto r = kernel(args);
     benchmark::DoNotOptimize(r);
     benchmark::ClobberMemory();
   }
-  Report(state, p, LogitBytes(p) + 9 * p.rows);
+  Report(state, p, logit_copies * LogitBytes(p) + row_bytes * p.rows);
+}
+
+void BM_SampleStep_Cpu(benchmark::State& state) {
+  TimeCpu(state, StepArgs, kernels::SampleStepCpu, 1, 9);
 }
 
 void BM_Gillespie_Cpu(benchmark::State& state) {
-  tbb::global_control threads(tbb::global_control::max_allowed_parallelism,
-                              static_cast<size_t>(state.range(3)));
-  Problem p = CpuProblem(state);
-  const kernels::GillespieArgs g = GArgs(p);
-  for (auto _ : state) {
-    kernels::GillespieResult r = kernels::GillespieCpu(g);
-    benchmark::DoNotOptimize(r);
-    benchmark::ClobberMemory();
-  }
-  Report(state, p, LogitBytes(p) + 12 * p.rows);
+  TimeCpu(state, GArgs, kernels::GillespieCpu, 1, 12);
 }
 
 void BM_FusedLoss_Cpu(benchmark::State& state) {
-  tbb::global_control threads(tbb::global_control::max_allowed_parallelism,
-                              static_cast<size_t>(state.range(3)));
-  Problem p = CpuProblem(state);
-  const kernels::LossArgs<float> a = LossArgsFor(p);
-  for (auto _ : state) {
-    kernels::LossResult r = kernels::FusedLossCpu(a);
-    benchmark::DoNotOptimize(r);
-    benchmark::ClobberMemory();
-  }
-  Report(state, p, 2 * LogitBytes(p));
+  TimeCpu(
+      state, LossArgsFor,
+      [](const kernels::LossArgs<float>& a) { return kernels::FusedLossCpu(a); }, 2, 0);
 }
 
 void BM_Copy_Cpu(benchmark::State& state) {
@@ -338,6 +330,20 @@ double PeakBytesPerSecond() {
   return 2.0 * clock_khz * 1e3 * (bus_bits / 8.0);
 }
 
+// TimeCalls runs call() once per iteration; a failed call ends the benchmark
+// with its message (returns false).
+template <typename Call>
+bool TimeCalls(benchmark::State& state, Call call) {
+  for (auto _ : state) {
+    const auto r = call();
+    if (!r.ok()) {
+      state.SkipWithError(std::string(r.status().message()).c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
 void ReportCuda(benchmark::State& state, const Problem& p, int64_t bytes) {
   Report(state, p, bytes);
   state.counters["peak_bytes_per_second"] = PeakBytesPerSecond();
@@ -357,13 +363,7 @@ void BM_SampleStep_Cuda(benchmark::State& state) {
   a.fire = d.fire.ptr;
   a.jumped = d.jumped.ptr;
   a.new_token = d.new_token.ptr;
-  for (auto _ : state) {
-    const absl::StatusOr<kernels::SampleStepResult> r = kernels::SampleStep(a);
-    if (!r.ok()) {
-      state.SkipWithError(std::string(r.status().message()).c_str());
-      return;
-    }
-  }
+  if (!TimeCalls(state, [&] { return kernels::SampleStep(a); })) return;
   ReportCuda(state, p, LogitBytes(p) + 9 * p.rows);
 #endif
 }
@@ -381,13 +381,7 @@ void BM_Gillespie_Cuda(benchmark::State& state) {
   g.total = d.total.ptr;
   g.event_position = d.position.ptr;
   g.event_token = d.event_token.ptr;
-  for (auto _ : state) {
-    const absl::StatusOr<kernels::GillespieResult> r = kernels::Gillespie(g);
-    if (!r.ok()) {
-      state.SkipWithError(std::string(r.status().message()).c_str());
-      return;
-    }
-  }
+  if (!TimeCalls(state, [&] { return kernels::Gillespie(g); })) return;
   ReportCuda(state, p, LogitBytes(p) + 12 * p.rows);
 #endif
 }
@@ -405,13 +399,7 @@ void BM_FusedLoss_Cuda(benchmark::State& state) {
   a.sparse_values = d.tvals.ptr;
   a.excluded_cols = d.tokens.ptr;
   a.row_weights = d.weights.ptr;
-  for (auto _ : state) {
-    const absl::StatusOr<kernels::LossResult> r = kernels::FusedLoss(a);
-    if (!r.ok()) {
-      state.SkipWithError(std::string(r.status().message()).c_str());
-      return;
-    }
-  }
+  if (!TimeCalls(state, [&] { return kernels::FusedLoss(a); })) return;
   ReportCuda(state, p, 2 * LogitBytes(p));
 #endif
 }

@@ -2,7 +2,9 @@
 // (kernels/sample_step.h, kernels/gillespie.h).
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_api.h"
@@ -79,6 +81,25 @@ absl::Status InternalOrOk(const std::string& message) {
 absl::Status ValidateSampleStepMemory(const SampleStepArgs& a, bool host);
 absl::Status ValidateGillespieMemory(const GillespieArgs& a, bool host);
 
+// Run resolves where the argument pointers live, validates the arguments
+// (contents only for host memory), then runs the CPU or the CUDA backend.
+template <typename Args, typename Result>
+absl::StatusOr<Result> Run(Backend backend, const Args& a,
+                           std::initializer_list<detail::NamedPointer> pointers,
+                           absl::Status (*validate)(const Args&, bool), Result (*cpu)(const Args&),
+                           std::string (*cuda)(const Args&, bool, Result*)) {
+  bool host = true;
+  absl::Status s = detail::ResolveMemory(backend, pointers, &host);
+  if (!s.ok()) return s;
+  s = validate(a, host);
+  if (!s.ok()) return s;
+  if (backend == Backend::kCpu) return cpu(a);
+  Result result;
+  s = InternalOrOk(cuda(a, host, &result));
+  if (!s.ok()) return s;
+  return result;
+}
+
 }  // namespace
 
 absl::Status ValidateSampleStep(const SampleStepArgs& a) {
@@ -112,27 +133,18 @@ absl::Status ValidateSampleStepMemory(const SampleStepArgs& a, bool host) {
 }  // namespace
 
 absl::StatusOr<SampleStepResult> SampleStep(Backend backend, const SampleStepArgs& a) {
-  bool host = true;
-  absl::Status s = detail::ResolveMemory(backend,
-                                         {{"raw", a.raw},
-                                          {"offsets", a.offsets},
-                                          {"tokens", a.tokens},
-                                          {"row_scales", a.row_scales},
-                                          {"fire", a.fire},
-                                          {"sequence_ids", a.sequence_ids},
-                                          {"steps", a.steps},
-                                          {"jumped", a.jumped},
-                                          {"new_token", a.new_token},
-                                          {"row_rate", a.row_rate}},
-                                         &host);
-  if (!s.ok()) return s;
-  s = ValidateSampleStepMemory(a, host);
-  if (!s.ok()) return s;
-  if (backend == Backend::kCpu) return SampleStepCpu(a);
-  SampleStepResult result;
-  s = InternalOrOk(cuda_internal::SampleStepCuda(a, host, &result));
-  if (!s.ok()) return s;
-  return result;
+  return Run(backend, a,
+             {{"raw", a.raw},
+              {"offsets", a.offsets},
+              {"tokens", a.tokens},
+              {"row_scales", a.row_scales},
+              {"fire", a.fire},
+              {"sequence_ids", a.sequence_ids},
+              {"steps", a.steps},
+              {"jumped", a.jumped},
+              {"new_token", a.new_token},
+              {"row_rate", a.row_rate}},
+             &ValidateSampleStepMemory, &SampleStepCpu, &cuda_internal::SampleStepCuda);
 }
 
 absl::StatusOr<SampleStepResult> SampleStep(const SampleStepArgs& a) {
@@ -170,27 +182,18 @@ absl::Status ValidateGillespieMemory(const GillespieArgs& a, bool host) {
 }  // namespace
 
 absl::StatusOr<GillespieResult> Gillespie(Backend backend, const GillespieArgs& a) {
-  bool host = true;
-  absl::Status s = detail::ResolveMemory(backend,
-                                         {{"raw", a.raw},
-                                          {"offsets", a.offsets},
-                                          {"tokens", a.tokens},
-                                          {"row_scales", a.row_scales},
-                                          {"sequence_ids", a.sequence_ids},
-                                          {"steps", a.steps},
-                                          {"row_rate", a.row_rate},
-                                          {"total", a.total},
-                                          {"event_position", a.event_position},
-                                          {"event_token", a.event_token}},
-                                         &host);
-  if (!s.ok()) return s;
-  s = ValidateGillespieMemory(a, host);
-  if (!s.ok()) return s;
-  if (backend == Backend::kCpu) return GillespieCpu(a);
-  GillespieResult result;
-  s = InternalOrOk(cuda_internal::GillespieCuda(a, host, &result));
-  if (!s.ok()) return s;
-  return result;
+  return Run(backend, a,
+             {{"raw", a.raw},
+              {"offsets", a.offsets},
+              {"tokens", a.tokens},
+              {"row_scales", a.row_scales},
+              {"sequence_ids", a.sequence_ids},
+              {"steps", a.steps},
+              {"row_rate", a.row_rate},
+              {"total", a.total},
+              {"event_position", a.event_position},
+              {"event_token", a.event_token}},
+             &ValidateGillespieMemory, &GillespieCpu, &cuda_internal::GillespieCuda);
 }
 
 absl::StatusOr<GillespieResult> Gillespie(const GillespieArgs& a) {
