@@ -57,7 +57,11 @@ class Uniform final : public TimeDistribution {
 // with bisection. For u > 1/2 it solves the mirrored problem
 // I_{1-x}(b, a) = 1 - u (1 - u is exact there), so both tails keep full
 // relative precision.
+// Beta(a, 1) and Beta(1, b) (e.g. the trainer's beta:3,1) have closed
+// forms, I_x(a, 1) = x^a and I_x(1, b) = 1 - (1 - x)^b, taken directly.
 double BetaInverseCdf(double a, double b, double u, double log_beta) {
+  if (b == 1.0) return std::pow(u, 1.0 / a);
+  if (a == 1.0) return -std::expm1(std::log1p(-u) / b);
   if (u > 0.5) return 1.0 - BetaInverseCdf(b, a, 1.0 - u, log_beta);
   double lo = 0.0, hi = 1.0;
   double x = a / (a + b);

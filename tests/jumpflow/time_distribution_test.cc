@@ -89,6 +89,9 @@ std::vector<Case> Cases() {
       {"beta:2,5", [](double t) { return RegularizedIncompleteBeta(2, 5, t); }},
       {"beta:0.5,0.5", [](double t) { return RegularizedIncompleteBeta(0.5, 0.5, t); }},
       {"beta:3,0.7", [](double t) { return RegularizedIncompleteBeta(3, 0.7, t); }},
+      // The closed-form inverse CDFs (b = 1, a = 1).
+      {"beta:3,1", [](double t) { return RegularizedIncompleteBeta(3, 1, t); }},
+      {"beta:1,2.5", [](double t) { return RegularizedIncompleteBeta(1, 2.5, t); }},
       {"logitnormal:0,1", [](double t) { return LogitNormalCdf(t, 0, 1); }},
       {"logitnormal:-1.5,0.4", [](double t) { return LogitNormalCdf(t, -1.5, 0.4); }},
       {"mix:0.3*uniform+0.7*beta:2,5",
