@@ -1003,7 +1003,7 @@ LossResult Run(const LossArgs<T>& args) {
       args.reduction == Reduction::kMean && active > 0 ? T(1) / static_cast<T>(active) : T(1);
   const bool dense = args.dense_targets != nullptr;
   const bool store = args.grad != nullptr;
-  bool stream = store && std::is_same_v<T, float> && IsSoftmaxFamily(args.parametrization) &&
+  const bool stream = store && std::is_same_v<T, float> && IsSoftmaxFamily(args.parametrization) &&
                 rows * cols * static_cast<int64_t>(sizeof(T)) >= kStreamMinBytes &&
                 cols * static_cast<int64_t>(sizeof(T)) <= kBatchBytes;
   const WriteMode mode = !store   ? WriteMode::kNone
@@ -1019,7 +1019,6 @@ LossResult Run(const LossArgs<T>& args) {
         (args.divergence == Divergence::kPoisson ||
          args.divergence == Divergence::kGeneralizedKl)) {
       one_hot = PickOneHot(args.divergence == Divergence::kGeneralizedKl, store, v == kSmallRowMax);
-      stream = false;
     }
   }
 #endif

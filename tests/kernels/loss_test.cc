@@ -451,6 +451,12 @@ TEST(FusedLossTest, ShortOneHotRowsMatchDouble) {
   std::sort(pd.sparse_cols.begin() + 40, pd.sparse_cols.begin() + 42);
   for (size_t r = 41; r < pd.offsets.size(); ++r) ++pd.offsets[r];  // block 2: two targets
   ExpectFloatMatchesDouble(pd, 2e-5);
+  // A gradient of >= 16 MiB (131,200 rows of 32): the blocks that do not
+  // qualify (masked rows) take the general path's streaming writes.
+  Problem<double> big = MakeOneHotProblem(Divergence::kPoisson, 131200, 32, seed++);
+  big.mask.assign(static_cast<size_t>(big.rows), 1);
+  for (size_t r = 5; r < big.mask.size(); r += 997) big.mask[r] = 0;
+  ExpectFloatMatchesDouble(big, 2e-5);
   // Block 3: a NaN logit in row 50 is reported; the other rows of its block
   // are computed.
   Problem<double> bad = MakeOneHotProblem(Divergence::kPoisson, 16 * 4, 32, seed++);
