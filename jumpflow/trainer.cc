@@ -139,7 +139,11 @@ absl::StatusOr<double> BatchLossImpl(const TrainingBatch& tb, const OutputHeads&
   std::fill(d_gap.begin(), d_gap.end(), 0.0f);
   if (nb == 0) return 0.0;
 
-  // Mean over sequences: row weight = w_b / B.
+  if (!tb.gap_weights.empty() && static_cast<int64_t>(tb.gap_weights.size()) != ng) {
+    return InvalidArgumentError(
+        StrCat("batch has ", tb.gap_weights.size(), " gap weights for ", ng, " gaps"));
+  }
+  // Mean over sequences: row weight = w_b / B (times the batch's gap factor).
   s->token_weights.clear();
   s->gap_weights.clear();
   for (int64_t b = 0; b < nb; ++b) {
@@ -147,6 +151,7 @@ absl::StatusOr<double> BatchLossImpl(const TrainingBatch& tb, const OutputHeads&
     s->token_weights.insert(s->token_weights.end(), static_cast<size_t>(x.length(b)), w);
     s->gap_weights.insert(s->gap_weights.end(), static_cast<size_t>(x.length(b) + 1), w);
   }
+  for (size_t g = 0; g < tb.gap_weights.size(); ++g) s->gap_weights[g] *= tb.gap_weights[g];
   s->excluded.assign(x.tokens().begin(), x.tokens().end());
   s->mask_rows.clear();
   if (heads.frozen_unmasked) {
@@ -474,6 +479,13 @@ absl::Status Trainer::Impl::Init(std::vector<std::vector<Token>> sources, const 
     return InvalidArgumentError("edit source 'pairs' needs (x0, x1) pairs");
   }
   if (o.process != TrainProcess::kEdit) o.edit_source = EditSource::kEmpty;
+  if (o.insertion_order == InsertionOrder::kLeftToRight &&
+      (o.process != TrainProcess::kEdit || o.edit_source != EditSource::kEmpty)) {
+    return InvalidArgumentError(
+        "left-to-right insertions need the edit process with an empty x_0 (no pairs or noise)");
+  }
+  // Left to right, the model is causal and trained on all prefixes at once.
+  o.model.causal = o.insertion_order == InsertionOrder::kLeftToRight;
   if (o.scheduler.empty()) o.scheduler = o.process == TrainProcess::kEdit ? "poly:3" : "linear";
   for (std::string* spec : {&o.insert_scheduler, &o.delete_scheduler, &o.substitute_scheduler,
                             &o.split_scheduler, &o.deletion_scheduler}) {
@@ -596,6 +608,8 @@ absl::StatusOr<TrainingBatch> Trainer::Impl::MakeBatch(const std::vector<int64_t
       opt.vocab_size = vocab.size();
       opt.source = options.edit_source;
       opt.insertion_order = options.insertion_order;
+      // Left to right, the model is causal: every prefix of a word at once.
+      opt.all_prefixes = options.insertion_order == InsertionOrder::kLeftToRight;
       opt.noise_min_length = options.noise_min_length;
       opt.noise_max_length = options.noise_max_length;
       opt.alignment = options.alignment;

@@ -153,8 +153,10 @@ struct TrainerOptions {
   // kNoise (lengths uniform in [noise_min_length, noise_max_length]). With
   // pairs the source is kPairs (set by Create).
   EditSource edit_source = EditSource::kEmpty;
-  // kEmpty only: the order of the insertions (jumpflow/processes/edit_flow.h);
-  // kLeftToRight makes every x_t a prefix of x_1.
+  // kEmpty only: the order of the insertions (jumpflow/processes/edit_flow.h).
+  // kLeftToRight makes every x_t a prefix of x_1; the model is then causal
+  // (TransformerConfig::causal, set by the trainer) and each batch carries
+  // every prefix of its words, weighted by its probability (all_prefixes).
   InsertionOrder insertion_order = InsertionOrder::kIndependent;
   int64_t noise_min_length = 0;
   int64_t noise_max_length = 0;

@@ -20,7 +20,8 @@
 // Example:
 //   const TrainingBatch& tb = ...;
 //   for (int64_t r = 0; r < tb.token_targets.num_rows(); ++r)
-//     for (int64_t k = tb.token_targets.row_offsets[r]; k < tb.token_targets.row_offsets[r + 1]; ++k)
+//     for (int64_t k = tb.token_targets.row_offsets[r]; k < tb.token_targets.row_offsets[r + 1];
+//     ++k)
 //       use(r, tb.token_targets.cols[k], tb.token_targets.values[k]);
 #ifndef JUMPFLOW_TRAINING_BATCH_H_
 #define JUMPFLOW_TRAINING_BATCH_H_
@@ -62,6 +63,10 @@ struct TrainingBatch {
   std::vector<float> split_targets;
   // Per gap row.
   SparseRows insert_targets;
+  // Optional per gap row loss factor on top of `weights` (empty: 1). Edit
+  // Flows' all-prefix batches (jumpflow/processes/edit_flow.h) put each
+  // prefix's probability here.
+  std::vector<float> gap_weights;
 };
 
 }  // namespace jumpflow

@@ -457,7 +457,8 @@ int RunTrain(int argc, char** argv) {
   flags.Add("source", "empty", "edit without --pairs: x0 empty (insertions only) or noise");
   flags.Add("insert-order", "independent",
             "edit --source empty: insertion times independent per token, or left-to-right "
-            "(sorted: x_t is always a prefix of the word); see jumpflow/processes/edit_flow.h");
+            "(sorted: x_t is always a prefix of the word; the model is causal and each step "
+            "trains on every prefix of its words); see jumpflow/processes/edit_flow.h");
   flags.Add("noise-min", "0", "edit --source noise: shortest x0");
   flags.Add("noise-max", "0", "edit --source noise: longest x0");
   flags.Add("alignment", "min-edit", "edit: alignment of (x0, x1): min-edit or random");

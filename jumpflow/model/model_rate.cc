@@ -208,6 +208,9 @@ absl::Status TransformerRateModel::Evaluate(const SequenceBatch& batch, RateOutp
     }
   }
   const OutputHeads& heads = heads_;
+  // A causal model is a left-to-right insertion model: only the last gap of
+  // each sequence inserts (jumpflow/processes/edit_flow.h, all prefixes).
+  const bool last_gap_only = model_.config().causal;
   const float* tok = outputs_.token_out.data();
   const float* gap = outputs_.gap_out.data();
   const std::span<const int64_t> offsets = batch.offsets();
@@ -261,6 +264,11 @@ absl::Status TransformerRateModel::Evaluate(const SequenceBatch& batch, RateOutp
           }
           if (heads.process != ProcessKind::kEdit) continue;
           for (int64_t g = offsets[b] + b; g <= offsets[b + 1] + b; ++g) {
+            if (last_gap_only && g < offsets[b + 1] + b) {
+              out->insert_rate[static_cast<size_t>(g)] = 0.0;
+              std::fill_n(out->insert_dist.data() + g * v, v, 0.0);
+              continue;
+            }
             const float* z = gap + g * gc;
             const double c_gap =
                 heads.insert_gate ? OutputHeads::GatedScale(c_ins, z[layout.insert_gate], nullptr)

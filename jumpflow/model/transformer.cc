@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 // GCC 12 reports false "may be used uninitialized" warnings inside its own
@@ -268,6 +269,9 @@ absl::Status TransformerConfig::Validate() const {
   if (insert_gate && process != ProcessKind::kEdit) {
     return absl::InvalidArgumentError("model config: insert_gate needs the edit process");
   }
+  if (causal && process != ProcessKind::kEdit) {
+    return absl::InvalidArgumentError("model config: causal needs the edit process");
+  }
   if (process != ProcessKind::kDfm && process != ProcessKind::kEdit &&
       process != ProcessKind::kBranching) {
     return absl::InvalidArgumentError(
@@ -280,7 +284,7 @@ std::string TransformerConfig::Serialize() const {
   return absl::StrCat("vocab_size=", vocab_size, "\ndim=", dim, "\nlayers=", layers,
                       "\nheads=", heads, "\nmlp_ratio=", mlp_ratio, "\nmax_length=", max_length,
                       "\ntime_features=", time_features, "\nprocess=", ProcessName(process), "\n",
-                      insert_gate ? "insert_gate=1\n" : "");
+                      insert_gate ? "insert_gate=1\n" : "", causal ? "causal=1\n" : "");
 }
 
 absl::StatusOr<TransformerConfig> TransformerConfig::Parse(absl::string_view text) {
@@ -312,12 +316,12 @@ absl::StatusOr<TransformerConfig> TransformerConfig::Parse(absl::string_view tex
       process_seen = true;
       continue;
     }
-    if (key == "insert_gate") {  // optional (absent before it existed)
+    if (key == "insert_gate" || key == "causal") {  // optional (absent before they existed)
       if (value != "0" && value != "1") {
         return absl::InvalidArgumentError(
-            absl::StrCat("model config: bad value '", value, "' for insert_gate"));
+            absl::StrCat("model config: bad value '", value, "' for ", key));
       }
-      c.insert_gate = value == "1";
+      (key == "causal" ? c.causal : c.insert_gate) = value == "1";
       continue;
     }
     bool known = false;
@@ -648,7 +652,17 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
                                Eigen::OuterStride<>(3 * d.d));
           MapMat<S> p(a.p + p_off + h * m * m, m, m);
           p.noalias() = (q * kk.transpose()) * scale;
-          detail::SoftmaxRows<S>(p.data(), m, m);
+          if (config_.causal) {
+            // Later positions get weight 0 (set after the softmax too: Eigen's
+            // exp of -inf is a tiny positive number), so their softmax
+            // backward, dS = P .* (...), is 0 as well.
+            p.template triangularView<Eigen::StrictlyUpper>().setConstant(
+                -std::numeric_limits<S>::infinity());
+            detail::SoftmaxRows<S>(p.data(), m, m);
+            p.template triangularView<Eigen::StrictlyUpper>().setZero();
+          } else {
+            detail::SoftmaxRows<S>(p.data(), m, m);
+          }
           MapMatS<S> o(a.o + s * d.d + h * d.dh, m, d.dh, Eigen::OuterStride<>(d.d));
           o.noalias() = p * vv;
         }
@@ -695,7 +709,11 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t n = batch.length(b);
         MapMat<S> dst(gap_out + (batch.offsets()[b] + b) * d.cg, n + 1, d.cg);
-        dst = left.middleRows(s, n + 1) + right.middleRows(s + 1, n + 1);
+        if (config_.causal) {
+          dst = left.middleRows(s, n + 1);
+        } else {
+          dst = left.middleRows(s, n + 1) + right.middleRows(s + 1, n + 1);
+        }
         dst.rowwise() += bias;
         s += n + 2;
       }
@@ -790,7 +808,11 @@ absl::Status BasicTransformer<S>::Backward(std::span<const S> d_token_out,
         dl.middleRows(s, n + 1) = src;
         dl.row(s + n + 1).setZero();
         dr.row(s).setZero();
-        dr.middleRows(s + 1, n + 1) = src;
+        if (config_.causal) {
+          dr.middleRows(s + 1, n + 1).setZero();
+        } else {
+          dr.middleRows(s + 1, n + 1) = src;
+        }
         AddColumnSums<S>(src.data(), n + 1, d.cg, G + off(tail + kGapB));
         s += n + 2;
       }

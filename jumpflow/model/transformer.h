@@ -16,7 +16,10 @@
 //   token row i (position i of x, i.e. h_{i+1}):  h_{i+1} W_tok + b_tok
 //   gap row j (0..n, between x[j-1] and x[j]):    [h_j, h_{j+1}] W_gap + b_gap
 // i.e. a gap sees the concatenation of the hidden states on both of its sides
-// (the BOS state for the front gap, the EOS state for the back gap).
+// (the BOS state for the front gap, the EOS state for the back gap). A causal
+// model (TransformerConfig::causal) masks attention to later positions and
+// gives gap j [h_j, 0]: everything at or before gap j is a function of the
+// prefix x[0, j) (and t) alone.
 //
 // Outputs are raw (pre-activation); the loss module applies the
 // parametrizations (softmax, softplus, sigmoid, ...). Column meaning per
@@ -140,6 +143,13 @@ struct TransformerConfig {
   // insert_gate; jumpflow/model/model_rate.h says how it is used). Serialized
   // only when set, so configs written before it existed read back unchanged.
   bool insert_gate = false;
+  // Edit only: causal (left-to-right) model. Position i attends to positions
+  // <= i only, and gap j sees h_j alone (the state left of it), so the
+  // outputs of gap j and of the tokens before it depend only on x[0, j):
+  // one forward pass over x_1 gives the last-gap outputs of every prefix of
+  // x_1 (jumpflow/processes/edit_flow.h, MakeEditFlowPrefixBatch). Serialized
+  // only when set.
+  bool causal = false;
 
   // Validate returns InvalidArgument naming the first bad field.
   absl::Status Validate() const;

@@ -72,6 +72,9 @@ absl::Status ValidateOptions(const SequenceBatch& x1, const EditFlowOptions& opt
     return absl::InvalidArgumentError(
         "InsertionOrder::kLeftToRight requires EditSource::kEmpty (insertions only)");
   }
+  if (options.all_prefixes && options.insertion_order != InsertionOrder::kLeftToRight) {
+    return absl::InvalidArgumentError("all_prefixes requires InsertionOrder::kLeftToRight");
+  }
   if (options.alignment == EditAlignment::kUser && options.source != EditSource::kPairs) {
     return absl::InvalidArgumentError("EditAlignment::kUser requires EditSource::kPairs");
   }
@@ -163,6 +166,24 @@ absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const B
     std::vector<Token>& gap_tokens = scratch.gap_tokens;
     gap_tokens.clear();
 
+    if (options.all_prefixes) {
+      // x_t = x_1; gap K holds the targets of the prefix state x_1[0, K).
+      const size_t n = target.size();
+      for (size_t i = 0; i < n; ++i) {
+        out.BeginGapRow();
+        out.AddGapEntry(target[i], static_cast<float>(n - i));
+        out.BeginTokenRow(target[i], 0.0f);
+      }
+      out.BeginGapRow();
+      z_t.assign(target.begin(), target.end());
+      if (trace != nullptr) {
+        Alignment& al = trace->alignments[b];
+        al.z0.assign(n, Vocabulary::kEps);
+        al.z1.assign(target.begin(), target.end());
+        trace->z_t[b] = z_t;
+      }
+      return absl::OkStatus();
+    }
     if (options.source == EditSource::kEmpty &&
         options.insertion_order == InsertionOrder::kLeftToRight) {
       // K = number of the n coins below kappa: x_t = x_1[0, K), then the
@@ -274,6 +295,27 @@ absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const B
   tb.process = ProcessKind::kEdit;
   for (int64_t b = 0; b < num_sequences; ++b) tb.x_t.set_time(b, t[b]);
   tb.weights = std::move(w);
+  if (options.all_prefixes) {
+    // P(K) = C(n, K) kappa^K (1 - kappa)^(n - K), in log space (lgamma),
+    // exact at kappa = 0 and 1.
+    tb.gap_weights.reserve(static_cast<size_t>(tb.x_t.num_gaps()));
+    for (int64_t b = 0; b < num_sequences; ++b) {
+      const int64_t n = x1.length(b);
+      const double kappa = ins_sched.Kappa(t[b]);
+      for (int64_t k = 0; k <= n; ++k) {
+        double p;
+        if (kappa <= 0.0) {
+          p = k == 0 ? 1.0 : 0.0;
+        } else if (kappa >= 1.0) {
+          p = k == n ? 1.0 : 0.0;
+        } else {
+          p = std::exp(std::lgamma(n + 1.0) - std::lgamma(k + 1.0) - std::lgamma(n - k + 1.0) +
+                       k * std::log(kappa) + (n - k) * std::log1p(-kappa));
+        }
+        tb.gap_weights.push_back(static_cast<float>(p));
+      }
+    }
+  }
   return tb;
 }
 

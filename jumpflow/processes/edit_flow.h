@@ -32,6 +32,17 @@
 // ApplyEditTargets does not reconstruct x_1 from such a batch (its targets
 // are rates, not one pending token per column).
 //
+// All prefixes at once (kLeftToRight with EditFlowOptions::all_prefixes, for
+// a causal model: jumpflow/model/transformer.h): the expected loss over K is
+// taken exactly instead of sampling K. The batch's x_t is x_1 itself; gap K
+// (K = 0..n) carries the targets of the state x_1[0, K), i.e. x_1[K] with
+// count n - K (none for K = n), and the factor
+//   gap_weights[gap K] = P(K) = C(n, K) kappa^K (1 - kappa)^(n - K).
+// A causal model's gap K output depends on x_1[0, K) only, so the weighted
+// sum over the gaps equals E_K[loss of the last gap of x_1[0, K)]; the other
+// gaps of a prefix state have no targets, and a causal model's sampler gives
+// them rate 0 (jumpflow/model/model_rate.h). Token rows have no targets.
+//
 // x_0 sources: empty (insertion-only generation), noise (length uniform in
 // [noise_min_length, noise_max_length], tokens i.i.d. uniform over the user
 // tokens [kNumSpecials, vocab_size), drawn from PhiloxStream(seed, b,
@@ -92,6 +103,8 @@ struct EditFlowOptions {
   EditSource source = EditSource::kEmpty;
   // kEmpty only: kLeftToRight makes x_t a prefix of x_1.
   InsertionOrder insertion_order = InsertionOrder::kIndependent;
+  // kLeftToRight only: every prefix at once, weighted (see the file comment).
+  bool all_prefixes = false;
   // kPairs: the sources, one per x_1 sequence; must outlive the call.
   const SequenceBatch* x0 = nullptr;
   // kNoise: length range of x_0 (inclusive), 0 <= min <= max <= 2^20.
@@ -125,7 +138,8 @@ struct EditFlowTrace {
 // mismatched x0 (sequence count), x0 tokens outside the vocabulary or kEps,
 // bad noise lengths, kUser without kPairs or with an invalid alignment, bad
 // alignment costs, bad times or weights, sequences too long to align,
-// InsertionOrder::kLeftToRight with a source other than kEmpty.
+// InsertionOrder::kLeftToRight with a source other than kEmpty, all_prefixes
+// without kLeftToRight.
 absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const BatchTimes& times,
                                                 const Scheduler& scheduler,
                                                 const EditFlowOptions& options, uint64_t seed,

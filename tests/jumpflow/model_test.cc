@@ -109,6 +109,16 @@ TEST(TransformerConfigTest, InsertGateIsOptionalAndEditOnly) {
   TransformerConfig dfm = TinyConfig(ProcessKind::kDfm);
   dfm.insert_gate = true;
   EXPECT_FALSE(dfm.Validate().ok());
+  // causal: the same rules.
+  TransformerConfig causal = TinyConfig(ProcessKind::kEdit);
+  EXPECT_EQ(causal.Serialize().find("causal"), std::string::npos);
+  causal.causal = true;
+  back = TransformerConfig::Parse(causal.Serialize());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, causal);
+  dfm.insert_gate = false;
+  dfm.causal = true;
+  EXPECT_FALSE(dfm.Validate().ok());
 }
 
 TEST(TransformerLayoutTest, HeadColumnsPerProcess) {
@@ -177,8 +187,8 @@ double Objective(const BasicTransformer<double>& model, const SequenceBatch& bat
   return j;
 }
 
-TEST_P(GradientCheckTest, BackwardMatchesFiniteDifferences) {
-  const TransformerConfig config = TinyConfig(GetParam());
+// CheckGradients compares Backward with central differences for `config`.
+void CheckGradients(const TransformerConfig& config, uint32_t stream) {
   absl::StatusOr<BasicTransformer<double>> created = BasicTransformer<double>::Create(config, 11);
   ASSERT_TRUE(created.ok()) << created.status();
   // Perturb every parameter so LayerNorm gains / biases are not at 1 / 0.
@@ -205,13 +215,15 @@ TEST_P(GradientCheckTest, BackwardMatchesFiniteDifferences) {
   std::vector<double> grad(model->NumParameters(), 0.0);
   ASSERT_TRUE(model->Backward(r_tok, r_gap, &ws, grad).ok());
 
-  PhiloxStream pick(21, static_cast<uint32_t>(GetParam()), kPurposeUser);
+  PhiloxStream pick(21, stream, kPurposeUser);
   const double h = 1e-5;
   for (const ParameterGroup& g : model->ParameterGroups()) {
     // Embedding rows that the batch uses: tokens 5..8 and the BOS/EOS ids;
     // positions 0..6 (max length 5 + 2).
     int64_t rows_used = g.rows;
     if (g.name == "position_embedding") rows_used = 7;
+    // A causal gap head uses only the left state: rows d..2d-1 get nothing.
+    if (config.causal && g.name == "gap_head_weight") rows_used = g.rows / 2;
     double max_abs = 0.0;
     for (int trial = 0; trial < 5; ++trial) {
       int64_t row = pick.UniformInt(static_cast<uint32_t>(rows_used));
@@ -236,6 +248,59 @@ TEST_P(GradientCheckTest, BackwardMatchesFiniteDifferences) {
     }
     // Not vacuous: every group receives gradient at the sampled entries.
     EXPECT_GT(max_abs, 1e-6) << g.name;
+  }
+}
+
+TEST_P(GradientCheckTest, BackwardMatchesFiniteDifferences) {
+  CheckGradients(TinyConfig(GetParam()), static_cast<uint32_t>(GetParam()));
+}
+
+TEST(TransformerTest, CausalBackwardMatchesFiniteDifferences) {
+  TransformerConfig config = TinyConfig(ProcessKind::kEdit);
+  config.causal = true;
+  CheckGradients(config, 7);
+}
+
+// A causal model's outputs up to gap j are those of the prefix x[0, j): gap
+// K of the whole sequence equals the last gap of x[0, K), token rows i < K
+// equal the prefix's, and a non-causal model does not have this property.
+TEST(TransformerTest, CausalOutputsDependOnlyOnThePrefix) {
+  for (bool causal : {true, false}) {
+    TransformerConfig config = TinyConfig(ProcessKind::kEdit);
+    config.causal = causal;
+    absl::StatusOr<BasicTransformer<double>> model = BasicTransformer<double>::Create(config, 5);
+    ASSERT_TRUE(model.ok()) << model.status();
+    const std::vector<Token> x = {5, 6, 7, 8, 5};
+    const int64_t tc = model->layout().token_columns, gc = model->layout().gap_columns;
+    auto run = [&](std::vector<Token> seq) {
+      absl::StatusOr<SequenceBatch> batch =
+          SequenceBatch::FromVectors({seq}, kVocab, std::vector<double>{0.4});
+      EXPECT_TRUE(batch.ok());
+      BasicTransformer<double>::Workspace ws;
+      BasicTransformer<double>::Outputs out;
+      EXPECT_TRUE(model->Forward(*batch, &ws, &out).ok());
+      return out;
+    };
+    const BasicTransformer<double>::Outputs full = run(x);
+    double max_diff = 0.0;
+    for (size_t k = 0; k <= x.size(); ++k) {
+      const BasicTransformer<double>::Outputs pre =
+          run(std::vector<Token>(x.begin(), x.begin() + static_cast<int64_t>(k)));
+      for (int64_t c = 0; c < gc; ++c) {
+        max_diff = std::max(max_diff, std::abs(full.gap_out[k * gc + c] - pre.gap_out[k * gc + c]));
+      }
+      for (size_t i = 0; i < k; ++i) {
+        for (int64_t c = 0; c < tc; ++c) {
+          max_diff =
+              std::max(max_diff, std::abs(full.token_out[i * tc + c] - pre.token_out[i * tc + c]));
+        }
+      }
+    }
+    if (causal) {
+      EXPECT_LT(max_diff, 1e-12);
+    } else {
+      EXPECT_GT(max_diff, 1e-3);
+    }
   }
 }
 

@@ -313,6 +313,22 @@ TEST(TrainedModelTest, EditFlowSamplesLandInTheDataSupport) {
     absl::StatusOr<Trainer> resumed = Trainer::Resume(o.checkpoint_path, WordData());
     ASSERT_TRUE(resumed.ok()) << resumed.status();
     EXPECT_EQ(resumed->options().insertion_order, order);
+    EXPECT_EQ(resumed->model().config().causal, l2r);
+    if (l2r) {
+      // A causal model inserts into the last gap of each sequence only.
+      const SequenceBatch probe = *SequenceBatch::FromVectors(
+          {{7, 8}, {}, {9, 7, 10}}, tm->vocab.size(), std::vector<double>{0.3, 0.5, 0.9});
+      RateOutputs rates;
+      rates.Reset(probe, ProcessKind::kEdit, tm->vocab.size());
+      ASSERT_TRUE(tm->model->Evaluate(probe, &rates).ok());
+      for (int64_t b = 0; b < probe.num_sequences(); ++b) {
+        const int64_t last = probe.offsets()[b + 1] + b;
+        for (int64_t g = probe.offsets()[b] + b; g < last; ++g) {
+          EXPECT_EQ(rates.insert_rate[g], 0.0);
+        }
+        EXPECT_GT(rates.insert_rate[last], 0.0);
+      }
+    }
     EXPECT_EQ(tm->model->process(), ProcessKind::kEdit);
     EXPECT_EQ(tm->max_length(), 5);
     EXPECT_FALSE(tm->needs_start_sequences());
@@ -734,6 +750,9 @@ TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
       {{"--data", data, "--out", ckpt, "--scheduler", "cubic"}, "cubic"},
       {{"--data", data, "--out", ckpt, "--rate-scale", "half"}, "--rate-scale must be"},
       {{"--data", data, "--out", ckpt, "--insert-order", "random"}, "--insert-order must be"},
+      {{"--data", data, "--out", ckpt, "--source", "noise", "--noise-max", "3", "--insert-order",
+        "left-to-right"},
+       "--insert-order left-to-right needs"},
       {{"--data", data, "--out", ckpt, "--process", "dfm-mask", "--insert-order", "left-to-right"},
        "--insert-order left-to-right needs"},
       {{"--data", TempPath("nope.txt"), "--out", ckpt}, "nope.txt"},

@@ -356,6 +356,53 @@ TEST(EditFlowTest, LeftToRightInsertionsArePrefixes) {
   EXPECT_NE(bad.status().message().find("kLeftToRight"), std::string::npos) << bad.status();
 }
 
+// All prefixes at once: x_t = x_1, gap K carries the prefix state's target
+// (x_1[K], n - K) (none for K = n) and the factor P(K) = Binomial(K; n,
+// kappa(t)), computed here independently by the product formula; the
+// factors of a sequence sum to 1; t = 0 and 1 put all weight on K = 0 / n.
+TEST(EditFlowTest, AllPrefixesCarryEveryPrefixWithItsProbability) {
+  auto sched = Sched("poly:2");
+  const SequenceBatch x1 = RandomBatch(50, 1, 12, kVocab, 71);
+  const EditFlowOptions opt{.vocab_size = kVocab,
+                            .source = EditSource::kEmpty,
+                            .insertion_order = InsertionOrder::kLeftToRight,
+                            .all_prefixes = true};
+  for (double t : {0.0, 0.35, 0.8, 1.0}) {
+    auto tb = MakeEditFlowBatch(x1, BatchTimes::Constant(t), *sched, opt, 3);
+    ASSERT_TRUE(tb.ok()) << tb.status();
+    CheckEditShapes(*tb);
+    EXPECT_EQ(tb->x_t.ToVectors(), x1.ToVectors());
+    ASSERT_EQ(static_cast<int64_t>(tb->gap_weights.size()), tb->x_t.num_gaps());
+    const double kappa = sched->Kappa(t);
+    const auto& ins = tb->insert_targets;
+    for (int64_t b = 0; b < x1.num_sequences(); ++b) {
+      const auto y = x1.sequence(b);
+      const int64_t n = x1.length(b), g0 = tb->x_t.offsets()[b] + b;
+      double sum = 0.0;
+      for (int64_t k = 0; k <= n; ++k) {
+        const int64_t g = g0 + k;
+        double binom = 1.0;  // C(n, k) kappa^k (1 - kappa)^(n - k)
+        for (int64_t i = 0; i < k; ++i) binom *= static_cast<double>(n - i) / (i + 1) * kappa;
+        for (int64_t i = 0; i < n - k; ++i) binom *= 1.0 - kappa;
+        EXPECT_NEAR(tb->gap_weights[g], binom, 1e-6 * std::max(1.0, binom))
+            << "sequence " << b << " K " << k << " t " << t;
+        sum += tb->gap_weights[g];
+        if (k == n) {
+          EXPECT_EQ(ins.row_offsets[g + 1], ins.row_offsets[g]);
+        } else {
+          ASSERT_EQ(ins.row_offsets[g + 1] - ins.row_offsets[g], 1);
+          EXPECT_EQ(ins.cols[ins.row_offsets[g]], y[k]);
+          EXPECT_EQ(ins.values[ins.row_offsets[g]], static_cast<float>(n - k));
+        }
+      }
+      EXPECT_NEAR(sum, 1.0, 1e-5) << "sequence " << b;
+    }
+  }
+  EditFlowOptions bad = opt;
+  bad.insertion_order = InsertionOrder::kIndependent;
+  EXPECT_FALSE(MakeEditFlowBatch(x1, BatchTimes::Constant(0.5), *sched, bad, 1).ok());
+}
+
 TEST(EditFlowTest, BadInputIsAnError) {
   auto sched = Sched("linear");
   const auto t = BatchTimes::Constant(0.5);
