@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -166,45 +167,35 @@ absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const B
     std::vector<Token>& gap_tokens = scratch.gap_tokens;
     gap_tokens.clear();
 
-    if (options.all_prefixes) {
-      // x_t = x_1; gap K holds the targets of the prefix state x_1[0, K).
+    // Insertion only: the alignment is every column an insertion.
+    auto trace_insertions = [&] {
+      if (trace == nullptr) return;
+      Alignment& al = trace->alignments[b];
+      al.z0.assign(target.size(), Vocabulary::kEps);
+      al.z1.assign(target.begin(), target.end());
+      trace->z_t[b] = z_t;
+    };
+    if (options.insertion_order == InsertionOrder::kLeftToRight) {
+      // x_t = x_1[0, K) with K = the number of the n coins below kappa, and
+      // the last gap carries the next token x_1[K] with count n - K. All
+      // prefixes: x_t = x_1 (K = n) and every gap K' carries the targets of
+      // the prefix state x_1[0, K').
       const size_t n = target.size();
-      for (size_t i = 0; i < n; ++i) {
-        out.BeginGapRow();
-        out.AddGapEntry(target[i], static_cast<float>(n - i));
-        out.BeginTokenRow(target[i], 0.0f);
+      size_t k = n;
+      if (!options.all_prefixes) {
+        k = 0;
+        for (size_t i = 0; i < n; ++i) k += detail::Uniform32(coins) < k_ins ? 1 : 0;
       }
-      out.BeginGapRow();
-      z_t.assign(target.begin(), target.end());
-      if (trace != nullptr) {
-        Alignment& al = trace->alignments[b];
-        al.z0.assign(n, Vocabulary::kEps);
-        al.z1.assign(target.begin(), target.end());
-        trace->z_t[b] = z_t;
-      }
-      return absl::OkStatus();
-    }
-    if (options.source == EditSource::kEmpty &&
-        options.insertion_order == InsertionOrder::kLeftToRight) {
-      // K = number of the n coins below kappa: x_t = x_1[0, K), then the
-      // last gap carries the next token x_1[K] with count n - K.
-      const size_t n = target.size();
-      size_t k = 0;
-      for (size_t i = 0; i < n; ++i) k += detail::Uniform32(coins) < k_ins ? 1 : 0;
       for (size_t i = 0; i < k; ++i) {
-        z_t.push_back(target[i]);
         out.BeginGapRow();
+        if (options.all_prefixes) out.AddGapEntry(target[i], static_cast<float>(n - i));
         out.BeginTokenRow(target[i], 0.0f);
       }
       out.BeginGapRow();
       if (k < n) out.AddGapEntry(target[k], static_cast<float>(n - k));
+      z_t.assign(target.begin(), target.begin() + static_cast<std::ptrdiff_t>(k));
       z_t.resize(n, Vocabulary::kEps);
-      if (trace != nullptr) {
-        Alignment& al = trace->alignments[b];
-        al.z0.assign(n, Vocabulary::kEps);
-        al.z1.assign(target.begin(), target.end());
-        trace->z_t[b] = z_t;
-      }
+      trace_insertions();
       return absl::OkStatus();
     }
     if (options.source == EditSource::kEmpty) {
@@ -220,12 +211,7 @@ absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const B
         }
       }
       FlushGap(gap_tokens, out);
-      if (trace != nullptr) {
-        Alignment& al = trace->alignments[b];
-        al.z0.assign(target.size(), Vocabulary::kEps);
-        al.z1.assign(target.begin(), target.end());
-        trace->z_t[b] = z_t;
-      }
+      trace_insertions();
       return absl::OkStatus();
     }
 
