@@ -285,15 +285,8 @@ absl::Status Train(const FlagSet& flags) {
       return absl::InvalidArgumentError(
           StrCat("--insert-order must be independent or left-to-right, got '", order, "'"));
     }
-    if (order == "left-to-right") {
-      if (o.process != TrainProcess::kEdit || o.edit_source != EditSource::kEmpty ||
-          !flags.Get("pairs").empty()) {
-        return absl::InvalidArgumentError(
-            "--insert-order left-to-right needs --process edit with --source empty and no "
-            "--pairs");
-      }
-      o.insertion_order = InsertionOrder::kLeftToRight;
-    }
+    // (The trainer rejects left-to-right outside insertion-only Edit Flows.)
+    if (order == "left-to-right") o.insertion_order = InsertionOrder::kLeftToRight;
     JUMPFLOW_ASSIGN_OR_RETURN(o.noise_min_length, flags.GetInt("noise-min", 0));
     JUMPFLOW_ASSIGN_OR_RETURN(o.noise_max_length, flags.GetInt("noise-max", 0));
     const std::string alignment = flags.Get("alignment");

@@ -752,9 +752,9 @@ TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
       {{"--data", data, "--out", ckpt, "--insert-order", "random"}, "--insert-order must be"},
       {{"--data", data, "--out", ckpt, "--source", "noise", "--noise-max", "3", "--insert-order",
         "left-to-right"},
-       "--insert-order left-to-right needs"},
+       "left-to-right insertions need the edit process"},
       {{"--data", data, "--out", ckpt, "--process", "dfm-mask", "--insert-order", "left-to-right"},
-       "--insert-order left-to-right needs"},
+       "left-to-right insertions need the edit process"},
       {{"--data", TempPath("nope.txt"), "--out", ckpt}, "nope.txt"},
       {{"--data", data, "--out", ckpt, "--resume"}, "cli.ckpt"},
   };
