@@ -33,6 +33,9 @@
 // integrates H up to -log(kMinSurvival) ~ 690). Scaled, the rate is
 // kappa_k'(t) exp(z): finite at t = 1. DFM heads are never scaled (the
 // posterior softmax is the standard DFM parametrization).
+// Causal Edit models (TransformerConfig::causal, `--insert-order
+// left-to-right`) insert left to right: every gap but the last of each
+// sequence gets rate 0 (jumpflow/processes/edit_flow.h, all prefixes).
 // Insertion gate (Edit, TransformerConfig::insert_gate; `--insert-gate`): the
 // insertion multiplier of a gap is m = exp(z_rate) S(t)^(1 - g) x softmax,
 // g = sigmoid(z_gate) from one more gap column, instead of exp(z_rate) S(t).

@@ -19,8 +19,8 @@
 // Insertion order (x_0 empty only): kIndependent is the above (each token of
 // x_1 appears at its own time T_k ~ kappa_ins, i.i.d.). kLeftToRight sorts
 // those times and gives them to the positions in order, so x_t is the prefix
-// x_1[0, K) with K ~ Binomial(n, kappa_ins(t)), n = |x_1|: the same number
-// of tokens at every t, but always a prefix. Its conditional rate is one
+// x_1[0, K) with K ~ Binomial(n, kappa_ins(t)), n = |x_1|: the length has
+// the same law as with independent times, but x_t is always a prefix. Its conditional rate is one
 // insertion into the last gap, of token x_1[K], at rate (n - K) h(t) (each of
 // the n - K outstanding times fires at hazard h; whichever fires, the sorted
 // assignment makes it position K), so
