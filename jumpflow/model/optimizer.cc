@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numbers>
 #include <utility>
 
@@ -16,6 +17,38 @@ namespace {
 // Fixed block size for the norm reduction and the parallel update; the
 // result never depends on the thread count.
 constexpr int64_t kBlock = 1 << 14;
+
+// UpdateConstants are the per-step scalars of the AdamW update.
+struct UpdateConstants {
+  float scale;  // gradient clip factor
+  float beta1, beta2;
+  float inv_sqrt_c2;  // 1 / sqrt(bias correction of the second moment)
+  float eps;
+  float decay;      // 1 - lr * weight_decay (decoupled decay)
+  float step_size;  // lr / bias correction of the first moment
+};
+
+// UpdateBlock applies one AdamW update to n parameters. Written branch-free
+// on restrict pointers, with the decay flag as a 0/1 factor, and compiled
+// with -fno-math-errno (jumpflow/CMakeLists.txt), so that the compiler
+// vectorises it (the plain loop stayed scalar: ~6% of a small model's
+// training step).
+void UpdateBlock(float* __restrict p, const float* __restrict g, float* __restrict m,
+                 float* __restrict v, const uint8_t* __restrict decay_mask, int64_t n,
+                 const UpdateConstants& c) {
+  const float scale = c.scale, b1 = c.beta1, b2 = c.beta2, inv_sqrt_c2 = c.inv_sqrt_c2;
+  const float eps = c.eps, decay_minus_1 = c.decay - 1.0f, step_size = c.step_size;
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i] * scale;
+    const float mi = b1 * m[i] + (1.0f - b1) * gi;
+    const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    const float denom = std::sqrt(vi) * inv_sqrt_c2 + eps;
+    const float theta = p[i] * (1.0f + decay_minus_1 * static_cast<float>(decay_mask[i]));
+    p[i] = theta - step_size * mi / denom;
+  }
+}
 
 }  // namespace
 
@@ -132,31 +165,26 @@ absl::StatusOr<AdamWStepStats> AdamW::Step(std::span<float> parameters,
   const double b1 = options_.beta1, b2 = options_.beta2;
   const double correction1 = 1.0 - std::pow(b1, static_cast<double>(k));
   const double correction2 = 1.0 - std::pow(b2, static_cast<double>(k));
-  const float step_size = static_cast<float>(stats.learning_rate / correction1);
-  const float inv_sqrt_c2 = static_cast<float>(1.0 / std::sqrt(correction2));
-  const float eps = static_cast<float>(options_.epsilon);
-  const float decay = static_cast<float>(1.0 - stats.learning_rate * options_.weight_decay);
-  const float scale = static_cast<float>(stats.clip_scale);
-  const float fb1 = static_cast<float>(b1), fb2 = static_cast<float>(b2);
+  const UpdateConstants c{
+      .scale = static_cast<float>(stats.clip_scale),
+      .beta1 = static_cast<float>(b1),
+      .beta2 = static_cast<float>(b2),
+      .inv_sqrt_c2 = static_cast<float>(1.0 / std::sqrt(correction2)),
+      .eps = static_cast<float>(options_.epsilon),
+      .decay = static_cast<float>(1.0 - stats.learning_rate * options_.weight_decay),
+      .step_size = static_cast<float>(stats.learning_rate / correction1)};
   float* p = parameters.data();
   const float* g = gradients.data();
   float* m = m_.data();
   float* v = v_.data();
   const uint8_t* dm = decay_.data();
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, num_blocks, 1),
-                    [&](const tbb::blocked_range<int64_t>& r) {
-                      for (int64_t b = r.begin(); b < r.end(); ++b) {
-                        const int64_t end = std::min(n, (b + 1) * kBlock);
-                        for (int64_t i = b * kBlock; i < end; ++i) {
-                          const float gi = g[i] * scale;
-                          m[i] = fb1 * m[i] + (1.0f - fb1) * gi;
-                          v[i] = fb2 * v[i] + (1.0f - fb2) * gi * gi;
-                          const float denom = std::sqrt(v[i]) * inv_sqrt_c2 + eps;
-                          const float theta = dm[i] ? p[i] * decay : p[i];
-                          p[i] = theta - step_size * m[i] / denom;
-                        }
-                      }
-                    });
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, num_blocks, 1), [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t b = r.begin(); b < r.end(); ++b) {
+          const int64_t begin = b * kBlock, end = std::min(n, (b + 1) * kBlock);
+          UpdateBlock(p + begin, g + begin, m + begin, v + begin, dm + begin, end - begin, c);
+        }
+      });
   ++step_;
   return stats;
 }
