@@ -168,12 +168,12 @@ void BM_AdamWStep_Cpu(benchmark::State& state) {
                           kAdamBytesPerParam);
   state.counters["params"] = static_cast<double>(model.NumParameters());
 }
-BENCHMARK(BM_AdamWStep_Cpu)
-    ->ArgNames({"dim", "layers"})
-    ->Args({64, 2})
-    ->Args({128, 4})
-    ->Unit(benchmark::kMicrosecond)
-    ->UseRealTime();
+// Args: dim, layers (the two models above).
+void AdamShapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"dim", "layers"})->Args({64, 2})->Args({128, 4});
+  b->Unit(benchmark::kMicrosecond)->UseRealTime();
+}
+BENCHMARK(BM_AdamWStep_Cpu)->Apply(AdamShapes);
 
 void BM_AdamWCopyReference_Cpu(benchmark::State& state) {
   const Transformer model =
@@ -187,12 +187,7 @@ void BM_AdamWCopyReference_Cpu(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
 }
-BENCHMARK(BM_AdamWCopyReference_Cpu)
-    ->ArgNames({"dim", "layers"})
-    ->Args({64, 2})
-    ->Args({128, 4})
-    ->Unit(benchmark::kMicrosecond)
-    ->UseRealTime();
+BENCHMARK(BM_AdamWCopyReference_Cpu)->Apply(AdamShapes);
 
 // Roofline reference: copying the bytes of one batch's saved activations
 // (dim 64, 2 layers: about (7 dim + 8 dim) floats per wrapped row per layer).

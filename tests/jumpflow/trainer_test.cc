@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -205,6 +206,27 @@ INSTANTIATE_TEST_SUITE_P(
                       LossCase{"branching", TrainProcess::kBranching, false}),
     [](const ::testing::TestParamInfo<LossCase>& info) { return std::string(info.param.name); });
 
+// Trained is a trainer run to its last step on the test words and the model
+// loaded back from the checkpoint it wrote.
+struct Trained {
+  std::optional<Trainer> trainer;
+  std::optional<TrainedModel> model;
+};
+
+// TrainAndLoad trains with `o` (x0: (x0, x1) pairs, or none) and loads the
+// checkpoint (bound_factor as in LoadTrainedModel). Call it inside
+// ASSERT_NO_FATAL_FAILURE.
+void TrainAndLoad(const TrainerOptions& o, Trained* out, std::vector<std::vector<Token>> x0 = {},
+                  double bound_factor = 0.0) {
+  absl::StatusOr<Trainer> t = Trainer::Create(o, WordData(), std::move(x0));
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_TRUE(t->Train().ok());
+  absl::StatusOr<TrainedModel> tm = LoadTrainedModel(o.checkpoint_path, bound_factor);
+  ASSERT_TRUE(tm.ok()) << tm.status();
+  out->trainer.emplace(std::move(*t));
+  out->model.emplace(std::move(*tm));
+}
+
 TEST(BatchLossTest, IsAMeanOverSequences) {
   // A batch and the same batch twice (same states, same outputs per row)
   // have the same loss: the loss is a mean over sequences, not a sum.
@@ -303,12 +325,9 @@ TEST(TrainedModelTest, EditFlowSamplesLandInTheDataSupport) {
     o.time_distribution = "beta:3,1";
     o.insertion_order = order;
     o.checkpoint_path = TempPath(l2r ? "edit_words_l2r.ckpt" : "edit_words.ckpt");
-    absl::StatusOr<Trainer> trainer = Trainer::Create(o, WordData());
-    ASSERT_TRUE(trainer.ok()) << trainer.status();
-    ASSERT_TRUE(trainer->Train().ok());
-
-    absl::StatusOr<TrainedModel> tm = LoadTrainedModel(o.checkpoint_path);
-    ASSERT_TRUE(tm.ok()) << tm.status();
+    Trained run;
+    ASSERT_NO_FATAL_FAILURE(TrainAndLoad(o, &run));
+    std::optional<TrainedModel>& tm = run.model;
     // The order is part of the training settings a resume continues with.
     absl::StatusOr<Trainer> resumed = Trainer::Resume(o.checkpoint_path, WordData());
     ASSERT_TRUE(resumed.ok()) << resumed.status();
@@ -355,11 +374,9 @@ TEST(TrainedModelTest, EditFlowSamplesLandInTheDataSupport) {
 TEST(TrainedModelTest, DfmMaskSamplesLandInTheDataSupport) {
   TrainerOptions o = TinyOptions(TrainProcess::kDfmMask, 1500);
   o.checkpoint_path = TempPath("dfm_words.ckpt");
-  absl::StatusOr<Trainer> trainer = Trainer::Create(o, WordData());
-  ASSERT_TRUE(trainer.ok()) << trainer.status();
-  ASSERT_TRUE(trainer->Train().ok());
-  absl::StatusOr<TrainedModel> tm = LoadTrainedModel(o.checkpoint_path);
-  ASSERT_TRUE(tm.ok()) << tm.status();
+  Trained run;
+  ASSERT_NO_FATAL_FAILURE(TrainAndLoad(o, &run));
+  std::optional<TrainedModel>& tm = run.model;
   SamplerOptions opt;
   opt.kind = SamplerKind::kGillespie;
   opt.seed = 5;
@@ -628,11 +645,10 @@ TEST(RateModelAdapterTest, MultipliersFollowTheLossParametrization) {
   const Vocabulary vocab = Letters();
   std::vector<std::vector<Token>> x0;
   for (const std::string& w : Words()) x0.push_back(*vocab.Encode(w.substr(1)));
-  absl::StatusOr<Trainer> t = Trainer::Create(o, WordData(), x0);
-  ASSERT_TRUE(t.ok());
-  ASSERT_TRUE(t->Train().ok());
-  absl::StatusOr<TrainedModel> tm = LoadTrainedModel(o.checkpoint_path, /*bound_factor=*/3.0);
-  ASSERT_TRUE(tm.ok()) << tm.status();
+  Trained run;
+  ASSERT_NO_FATAL_FAILURE(TrainAndLoad(o, &run, x0, /*bound_factor=*/3.0));
+  std::optional<Trainer>& t = run.trainer;
+  std::optional<TrainedModel>& tm = run.model;
   EXPECT_EQ(tm->model->BoundFactor(), 3.0);
   EXPECT_TRUE(tm->model->TimeDependent());
 
@@ -682,11 +698,10 @@ TEST(RateModelAdapterTest, GatedInsertionRatesUseTheGatedSurvivalScale) {
   TrainerOptions o = TinyOptions(TrainProcess::kEdit, 3);
   o.checkpoint_path = TempPath("adapter_gate.ckpt");
   o.model.insert_gate = true;
-  absl::StatusOr<Trainer> t = Trainer::Create(o, WordData());
-  ASSERT_TRUE(t.ok()) << t.status();
-  ASSERT_TRUE(t->Train().ok());
-  absl::StatusOr<TrainedModel> tm = LoadTrainedModel(o.checkpoint_path);
-  ASSERT_TRUE(tm.ok()) << tm.status();
+  Trained run;
+  ASSERT_NO_FATAL_FAILURE(TrainAndLoad(o, &run));
+  std::optional<Trainer>& t = run.trainer;
+  std::optional<TrainedModel>& tm = run.model;
   AdapterOutputs a;
   EvaluateAdapter(*t, *tm, &a);
   const SequenceBatch& batch = a.batch;
