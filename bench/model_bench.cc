@@ -153,6 +153,18 @@ BENCHMARK(BM_TransformerForward_Cpu)
 // bytes (memcpy) in this binary.
 constexpr int64_t kAdamBytesPerParam = 29;
 
+// TimeMemcpy times a memcpy of `bytes` per iteration (the roofline
+// references of this file).
+void TimeMemcpy(benchmark::State& state, size_t bytes) {
+  std::vector<char> src(bytes, 1), dst(bytes);
+  for (auto _ : state) {
+    std::memcpy(dst.data(), src.data(), bytes);
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
+}
+
 void BM_AdamWStep_Cpu(benchmark::State& state) {
   tbb::global_control threads(tbb::global_control::max_allowed_parallelism, 1);
   Transformer model = MakeModel(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
@@ -168,6 +180,7 @@ void BM_AdamWStep_Cpu(benchmark::State& state) {
                           kAdamBytesPerParam);
   state.counters["params"] = static_cast<double>(model.NumParameters());
 }
+
 // Args: dim, layers (the two models above).
 void AdamShapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"dim", "layers"})->Args({64, 2})->Args({128, 4});
@@ -179,13 +192,7 @@ void BM_AdamWCopyReference_Cpu(benchmark::State& state) {
   const Transformer model =
       MakeModel(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
   const size_t bytes = static_cast<size_t>(model.NumParameters() * kAdamBytesPerParam);
-  std::vector<char> src(bytes, 1), dst(bytes);
-  for (auto _ : state) {
-    std::memcpy(dst.data(), src.data(), bytes);
-    benchmark::DoNotOptimize(dst.data());
-    benchmark::ClobberMemory();
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
+  TimeMemcpy(state, bytes);
 }
 BENCHMARK(BM_AdamWCopyReference_Cpu)->Apply(AdamShapes);
 
@@ -194,13 +201,7 @@ BENCHMARK(BM_AdamWCopyReference_Cpu)->Apply(AdamShapes);
 void BM_MemcpyReference(benchmark::State& state) {
   const int64_t rows = kBatch * 10;  // ~8 letters + BOS + EOS
   const size_t bytes = static_cast<size_t>(rows * (15 * 64) * 2 * sizeof(float));
-  std::vector<char> src(bytes, 1), dst(bytes);
-  for (auto _ : state) {
-    std::memcpy(dst.data(), src.data(), bytes);
-    benchmark::DoNotOptimize(dst.data());
-    benchmark::ClobberMemory();
-  }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
+  TimeMemcpy(state, bytes);
 }
 BENCHMARK(BM_MemcpyReference)->Unit(benchmark::kMicrosecond);
 
