@@ -703,7 +703,9 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
     if (d.cg > 0) {
       MapMat<S> left(v.head, rows, d.cg), right(v.head + rows * d.cg, rows, d.cg);
       left.noalias() = hf * CMapMat<S>(P + off(tail + kGapW), d.d, d.cg);
-      right.noalias() = hf * CMapMat<S>(P + off(tail + kGapW) + d.d * d.cg, d.d, d.cg);
+      if (!config_.causal) {  // a causal gap sees only its left state
+        right.noalias() = hf * CMapMat<S>(P + off(tail + kGapW) + d.d * d.cg, d.d, d.cg);
+      }
       const CMapRow<S> bias(P + off(tail + kGapB), d.cg);
       s = 0;
       for (int64_t b = b0; b < b1; ++b) {
@@ -807,10 +809,8 @@ absl::Status BasicTransformer<S>::Backward(std::span<const S> d_token_out,
         const CMapMat<S> src(d_gap_out.data() + (offsets[b] + b) * d.cg, n + 1, d.cg);
         dl.middleRows(s, n + 1) = src;
         dl.row(s + n + 1).setZero();
-        dr.row(s).setZero();
-        if (config_.causal) {
-          dr.middleRows(s + 1, n + 1).setZero();
-        } else {
+        if (!config_.causal) {  // a causal gap sees only its left state
+          dr.row(s).setZero();
           dr.middleRows(s + 1, n + 1) = src;
         }
         AddColumnSums<S>(src.data(), n + 1, d.cg, G + off(tail + kGapB));
@@ -819,9 +819,11 @@ absl::Status BasicTransformer<S>::Backward(std::span<const S> d_token_out,
       const CMapMat<S> wl(P + off(tail + kGapW), d.d, d.cg);
       const CMapMat<S> wr(P + off(tail + kGapW) + d.d * d.cg, d.d, d.cg);
       MapMat<S>(G + off(tail + kGapW), d.d, d.cg).noalias() += hf.transpose() * dl;
-      MapMat<S>(G + off(tail + kGapW) + d.d * d.cg, d.d, d.cg).noalias() += hf.transpose() * dr;
       dy.noalias() += dl * wl.transpose();
-      dy.noalias() += dr * wr.transpose();
+      if (!config_.causal) {
+        MapMat<S>(G + off(tail + kGapW) + d.d * d.cg, d.d, d.cg).noalias() += hf.transpose() * dr;
+        dy.noalias() += dr * wr.transpose();
+      }
     }
     detail::LayerNormBackward<S>(v.dy, v.xhatf, v.rstdf, rows, d.d, P + off(tail + kLnfG),
                                  G + off(tail + kLnfG), G + off(tail + kLnfB), v.dx,
