@@ -71,6 +71,8 @@ constexpr double kMaxTimeFrequency = 1000.0;
 
 struct Dims {
   int64_t v, d, h, dh, m, f, l, ct, cg, p;
+  bool th;     // TransformerConfig::time_at_heads
+  int64_t te;  // time embedding width: d (added to the stream) or 2 d ([gamma, beta])
 };
 
 template <typename S>
@@ -86,6 +88,8 @@ Dims MakeDims(const TransformerConfig& c, const HeadLayout& layout, int64_t num_
   d.ct = layout.token_columns;
   d.cg = layout.gap_columns;
   d.p = num_params;
+  d.th = c.time_at_heads;
+  d.te = c.time_at_heads ? 2 * d.d : d.d;
   return d;
 }
 
@@ -143,8 +147,17 @@ template <typename S>
 struct ChunkView {
   ChunkDims dims;
   S* tfeat;   // nseq x f time features
-  S* temb;    // nseq x d time embeddings
+  S* temb;    // nseq x te time embeddings
   S* x;       // rows x d residual stream
+  // time_at_heads only (else empty); gap rows are the chunk's rows - nseq
+  // gaps in batch order.
+  S* gfeat;       // gaps x f time features of the gap rows
+  S* gemb;        // gaps x 2d [gamma, beta] of the gap rows
+  S* mt;          // rows x d modulated token-head input
+  S *ml, *mr;     // gaps x d modulated gap-head inputs (left, right state)
+  S *dml, *dmr;   // gaps x d their gradients
+  S* gemb_grad;   // gaps x 2d gradient of the gap rows' [gamma, beta]
+  S* dtemb_seq;   // nseq x 2d gradient of the sequences' [gamma, beta]
   S* layers;  // first layer's block
   int64_t layer_stride;
   S *xhatf, *rstdf, *hf;
@@ -165,8 +178,18 @@ int64_t CarveChunk(S* base, const Dims& d, const ChunkDims& c, ChunkView<S>* vie
   ChunkView<S> v;
   v.dims = c;
   v.tfeat = bump.Take(c.nseq * d.f);
-  v.temb = bump.Take(c.nseq * d.d);
+  v.temb = bump.Take(c.nseq * d.te);
   v.x = bump.Take(c.rows * d.d);
+  const int64_t gaps = d.th ? c.rows - c.nseq : 0, mrows = d.th ? c.rows : 0;
+  v.gfeat = bump.Take(gaps * d.f);
+  v.gemb = bump.Take(gaps * 2 * d.d);
+  v.mt = bump.Take(mrows * d.d);
+  v.ml = bump.Take(gaps * d.d);
+  v.mr = bump.Take(gaps * d.d);
+  v.dml = bump.Take(gaps * d.d);
+  v.dmr = bump.Take(gaps * d.d);
+  v.gemb_grad = bump.Take(gaps * 2 * d.d);
+  v.dtemb_seq = bump.Take(d.th ? c.nseq * 2 * d.d : 0);
   Bump<S> measure(nullptr);
   CarveLayer<S>(measure, d, c);
   v.layer_stride = measure.used();
@@ -180,7 +203,7 @@ int64_t CarveChunk(S* base, const Dims& d, const ChunkDims& c, ChunkView<S>* vie
   v.dqkv = bump.Take(c.rows * 3 * d.d);
   v.dmlp = bump.Take(c.rows * d.m);
   v.dp = bump.Take(c.max_m2);
-  v.dtemb = bump.Take(d.d);
+  v.dtemb = bump.Take(d.te);
   if (view != nullptr) *view = v;
   return bump.used();
 }
@@ -284,7 +307,8 @@ std::string TransformerConfig::Serialize() const {
   return absl::StrCat("vocab_size=", vocab_size, "\ndim=", dim, "\nlayers=", layers,
                       "\nheads=", heads, "\nmlp_ratio=", mlp_ratio, "\nmax_length=", max_length,
                       "\ntime_features=", time_features, "\nprocess=", ProcessName(process), "\n",
-                      insert_gate ? "insert_gate=1\n" : "", causal ? "causal=1\n" : "");
+                      insert_gate ? "insert_gate=1\n" : "", causal ? "causal=1\n" : "",
+                      time_at_heads ? "time_at_heads=1\n" : "");
 }
 
 absl::StatusOr<TransformerConfig> TransformerConfig::Parse(absl::string_view text) {
@@ -316,12 +340,17 @@ absl::StatusOr<TransformerConfig> TransformerConfig::Parse(absl::string_view tex
       process_seen = true;
       continue;
     }
-    if (key == "insert_gate" || key == "causal") {  // optional (absent before they existed)
+    // Optional flags (absent from configs written before they existed).
+    bool* flag = key == "insert_gate"     ? &c.insert_gate
+                 : key == "causal"        ? &c.causal
+                 : key == "time_at_heads" ? &c.time_at_heads
+                                          : nullptr;
+    if (flag != nullptr) {
       if (value != "0" && value != "1") {
         return absl::InvalidArgumentError(
             absl::StrCat("model config: bad value '", value, "' for ", key));
       }
-      (key == "causal" ? c.causal : c.insert_gate) = value == "1";
+      *flag = value == "1";
       continue;
     }
     bool known = false;
@@ -386,8 +415,11 @@ std::vector<ParameterGroup> TransformerParameterGroups(const TransformerConfig& 
   };
   add("token_embedding", c.vocab_size, d, false);
   add("position_embedding", static_cast<int64_t>(c.max_length) + 2, d, false);
-  add("time_weight", c.time_features, d, true);
-  add("time_bias", 1, d, false);
+  // [gamma, beta] of the heads' modulation with time_at_heads, else the
+  // embedding added to the stream.
+  const int64_t te = c.time_at_heads ? 2 * d : d;
+  add("time_weight", c.time_features, te, true);
+  add("time_bias", 1, te, false);
   for (int l = 0; l < c.layers; ++l) {
     const std::string p = absl::StrCat("layer", l, ".");
     add(p + "ln1_gain", 1, d, false);
@@ -524,7 +556,7 @@ absl::StatusOr<BasicTransformer<S>> BasicTransformer<S>::FromParameters(
 
 template <typename S>
 absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace* workspace,
-                                          Outputs* out) const {
+                                          Outputs* out, std::span<const double> gap_times) const {
   if (workspace == nullptr || out == nullptr) {
     return absl::InvalidArgumentError("Forward: null workspace or outputs");
   }
@@ -548,6 +580,23 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
         return absl::InvalidArgumentError(
             absl::StrCat("sequence ", b, " position ", i, ": token ", seq[i],
                          " is outside the model's vocabulary [0, ", config_.vocab_size, ")"));
+      }
+    }
+  }
+
+  if (!gap_times.empty()) {
+    if (!config_.time_at_heads) {
+      return absl::InvalidArgumentError(
+          "per-gap times need a model with time_at_heads (its trunk sees no time)");
+    }
+    if (static_cast<int64_t>(gap_times.size()) != batch.num_gaps()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "got ", gap_times.size(), " gap times for ", batch.num_gaps(), " gap rows"));
+    }
+    for (size_t g = 0; g < gap_times.size(); ++g) {
+      if (!(gap_times[g] >= 0.0 && gap_times[g] <= 1.0)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("gap row ", g, " has time ", gap_times[g], ", outside [0, 1]"));
       }
     }
   }
@@ -611,22 +660,37 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
     // Embeddings.
     const CMapMat<S> tok_emb(P + off(kTokEmb), d.v, d.d);
     const CMapMat<S> pos_emb(P + off(kPosEmb), config_.max_length + 2, d.d);
-    const CMapMat<S> time_w(P + off(kTimeW), d.f, d.d);
-    const CMapRow<S> time_b(P + off(kTimeB), d.d);
+    const CMapMat<S> time_w(P + off(kTimeW), d.f, d.te);
+    const CMapRow<S> time_b(P + off(kTimeB), d.te);
     int64_t s = 0;
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t k = b - b0;
       S* f = v.tfeat + k * d.f;
       TimeFeatures<S>(batch.time(b), d.f, f);
-      MapRow<S> temb(v.temb + k * d.d, d.d);
+      MapRow<S> temb(v.temb + k * d.te, d.te);
       temb.noalias() = CMapRow<S>(f, d.f) * time_w;
       temb += time_b;
       const std::span<const Token> seq = batch.sequence(b);
       const int64_t m = batch.length(b) + 2;
       for (int64_t i = 0; i < m; ++i) {
-        x.row(s + i) = tok_emb.row(WrappedToken(seq, i)) + pos_emb.row(i) + temb;
+        x.row(s + i) = tok_emb.row(WrappedToken(seq, i)) + pos_emb.row(i);
+        if (!d.th) x.row(s + i) += temb;
       }
       s += m;
+    }
+    if (d.th && d.cg > 0) {
+      // Every gap row's [gamma, beta], from its own time.
+      const int64_t g0 = batch.offsets()[b0] + b0, gaps = rows - (b1 - b0);
+      int64_t g = 0;
+      for (int64_t b = b0; b < b1; ++b) {
+        for (int64_t j = 0; j <= batch.length(b); ++j, ++g) {
+          TimeFeatures<S>(gap_times.empty() ? batch.time(b) : gap_times[g0 + g], d.f,
+                          v.gfeat + g * d.f);
+        }
+      }
+      MapMat<S> gemb(v.gemb, gaps, d.te);
+      gemb.noalias() = CMapMat<S>(v.gfeat, gaps, d.f) * time_w;
+      gemb.rowwise() += time_b;
     }
 
     // Blocks.
@@ -687,8 +751,22 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
 
     // Token head: rows 1..n of each wrapped sequence.
     {
+      if (d.th) {  // modulated by the sequence's time
+        MapMat<S> mt(v.mt, rows, d.d);
+        s = 0;
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t m = batch.length(b) + 2;
+          const CMapRow<S> gamma(v.temb + (b - b0) * d.te, d.d);
+          const CMapRow<S> beta(v.temb + (b - b0) * d.te + d.d, d.d);
+          for (int64_t i = 0; i < m; ++i) {
+            mt.row(s + i) = (hf.row(s + i).array() * (gamma.array() + S(1)) + beta.array()).matrix();
+          }
+          s += m;
+        }
+      }
       MapMat<S> tmp(v.head, rows, d.ct);
-      tmp.noalias() = hf * CMapMat<S>(P + off(tail + kTokW), d.d, d.ct);
+      tmp.noalias() = CMapMat<S>(d.th ? v.mt : v.hf, rows, d.d) *
+                      CMapMat<S>(P + off(tail + kTokW), d.d, d.ct);
       const CMapRow<S> bias(P + off(tail + kTokB), d.ct);
       s = 0;
       for (int64_t b = b0; b < b1; ++b) {
@@ -700,7 +778,30 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
       }
     }
     // Gap head: gap j sees [h_j, h_{j+1}] of the wrapped sequence.
-    if (d.cg > 0) {
+    if (d.cg > 0 && d.th) {
+      // Each gap row modulates its states with its own [gamma, beta]; the
+      // chunk's gap rows are contiguous in gap_out.
+      const int64_t gaps = rows - (b1 - b0);
+      MapMat<S> ml(v.ml, gaps, d.d), mr(v.mr, gaps, d.d);
+      int64_t g = 0;
+      s = 0;
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t n = batch.length(b);
+        for (int64_t j = 0; j <= n; ++j, ++g) {
+          const auto gamma = CMapRow<S>(v.gemb + g * d.te, d.d).array() + S(1);
+          const auto beta = CMapRow<S>(v.gemb + g * d.te + d.d, d.d).array();
+          ml.row(g) = (hf.row(s + j).array() * gamma + beta).matrix();
+          if (!config_.causal) mr.row(g) = (hf.row(s + j + 1).array() * gamma + beta).matrix();
+        }
+        s += n + 2;
+      }
+      MapMat<S> dst(gap_out + (batch.offsets()[b0] + b0) * d.cg, gaps, d.cg);
+      dst.noalias() = ml * CMapMat<S>(P + off(tail + kGapW), d.d, d.cg);
+      if (!config_.causal) {
+        dst.noalias() += mr * CMapMat<S>(P + off(tail + kGapW) + d.d * d.cg, d.d, d.cg);
+      }
+      dst.rowwise() += CMapRow<S>(P + off(tail + kGapB), d.cg);
+    } else if (d.cg > 0) {
       MapMat<S> left(v.head, rows, d.cg), right(v.head + rows * d.cg, rows, d.cg);
       left.noalias() = hf * CMapMat<S>(P + off(tail + kGapW), d.d, d.cg);
       if (!config_.causal) {  // a causal gap sees only its left state
@@ -796,12 +897,67 @@ absl::Status BasicTransformer<S>::Backward(std::span<const S> d_token_out,
         dt.row(s + n + 1).setZero();
         s += n + 2;
       }
-      MapMat<S>(G + off(tail + kTokW), d.d, d.ct).noalias() += hf.transpose() * dt;
+      MapMat<S>(G + off(tail + kTokW), d.d, d.ct).noalias() +=
+          CMapMat<S>(d.th ? v.mt : v.hf, rows, d.d).transpose() * dt;
       AddColumnSums<S>(v.head, rows, d.ct, G + off(tail + kTokB));
       dy.noalias() = dt * CMapMat<S>(P + off(tail + kTokW), d.d, d.ct).transpose();
+      if (d.th) {
+        // dy holds dL/d(modulated input): per sequence, dgamma = sum dy .* h,
+        // dbeta = sum dy, and dL/dh = dy .* (1 + gamma).
+        MapMat<S> dte(v.dtemb_seq, b1 - b0, d.te);
+        s = 0;
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t m = offsets[b + 1] - offsets[b] + 2;
+          dte.row(b - b0).head(d.d) =
+              (dy.middleRows(s, m).array() * hf.middleRows(s, m).array()).colwise().sum();
+          dte.row(b - b0).tail(d.d) = dy.middleRows(s, m).colwise().sum();
+          const auto gamma = CMapRow<S>(v.temb + (b - b0) * d.te, d.d).array() + S(1);
+          for (int64_t i = 0; i < m; ++i) dy.row(s + i).array() *= gamma;
+          s += m;
+        }
+        MapMat<S>(G + off(kTimeW), d.f, d.te).noalias() +=
+            CMapMat<S>(v.tfeat, b1 - b0, d.f).transpose() * dte;
+        AddColumnSums<S>(v.dtemb_seq, b1 - b0, d.te, G + off(kTimeB));
+      }
     }
     // Gap head.
-    if (d.cg > 0) {
+    if (d.cg > 0 && d.th) {
+      const int64_t gaps = rows - (b1 - b0);
+      const CMapMat<S> dg(d_gap_out.data() + (offsets[b0] + b0) * d.cg, gaps, d.cg);
+      const CMapMat<S> wl(P + off(tail + kGapW), d.d, d.cg);
+      const CMapMat<S> wr(P + off(tail + kGapW) + d.d * d.cg, d.d, d.cg);
+      MapMat<S> dml(v.dml, gaps, d.d), dmr(v.dmr, gaps, d.d);
+      MapMat<S>(G + off(tail + kGapW), d.d, d.cg).noalias() +=
+          CMapMat<S>(v.ml, gaps, d.d).transpose() * dg;
+      dml.noalias() = dg * wl.transpose();
+      if (!config_.causal) {
+        MapMat<S>(G + off(tail + kGapW) + d.d * d.cg, d.d, d.cg).noalias() +=
+            CMapMat<S>(v.mr, gaps, d.d).transpose() * dg;
+        dmr.noalias() = dg * wr.transpose();
+      }
+      AddColumnSums<S>(dg.data(), gaps, d.cg, G + off(tail + kGapB));
+      // dgamma, dbeta per gap row; dL/dh gets dm .* (1 + gamma).
+      MapMat<S> dge(v.gemb_grad, gaps, d.te);
+      int64_t g = 0, s = 0;
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t n = offsets[b + 1] - offsets[b];
+        for (int64_t j = 0; j <= n; ++j, ++g) {
+          const auto gamma = CMapRow<S>(v.gemb + g * d.te, d.d).array() + S(1);
+          dge.row(g).head(d.d) = dml.row(g).array() * hf.row(s + j).array();
+          dge.row(g).tail(d.d) = dml.row(g);
+          dy.row(s + j).array() += dml.row(g).array() * gamma;
+          if (!config_.causal) {
+            dge.row(g).head(d.d).array() += dmr.row(g).array() * hf.row(s + j + 1).array();
+            dge.row(g).tail(d.d) += dmr.row(g);
+            dy.row(s + j + 1).array() += dmr.row(g).array() * gamma;
+          }
+        }
+        s += n + 2;
+      }
+      MapMat<S>(G + off(kTimeW), d.f, d.te).noalias() +=
+          CMapMat<S>(v.gfeat, gaps, d.f).transpose() * dge;
+      AddColumnSums<S>(v.gemb_grad, gaps, d.te, G + off(kTimeB));
+    } else if (d.cg > 0) {
       MapMat<S> dl(v.head, rows, d.cg), dr(v.head + rows * d.cg, rows, d.cg);
       int64_t s = 0;
       for (int64_t b = b0; b < b1; ++b) {
@@ -892,21 +1048,23 @@ absl::Status BasicTransformer<S>::Backward(std::span<const S> d_token_out,
     // Embeddings.
     MapMat<S> g_tok(G + off(kTokEmb), d.v, d.d);
     MapMat<S> g_pos(G + off(kPosEmb), config_.max_length + 2, d.d);
-    MapMat<S> g_time_w(G + off(kTimeW), d.f, d.d);
-    MapRow<S> g_time_b(G + off(kTimeB), d.d);
-    MapRow<S> dtemb(v.dtemb, d.d);
+    MapMat<S> g_time_w(G + off(kTimeW), d.f, d.te);
+    MapRow<S> g_time_b(G + off(kTimeB), d.te);
+    MapRow<S> dtemb(v.dtemb, d.te);
     int64_t s = 0;
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t n = offsets[b + 1] - offsets[b];
       const std::span<const Token> seq(ws->tokens.data() + offsets[b], static_cast<size_t>(n));
-      dtemb.setZero();
+      if (!d.th) dtemb.setZero();
       for (int64_t i = 0; i < n + 2; ++i) {
         g_tok.row(WrappedToken(seq, i)) += dx.row(s + i);
         g_pos.row(i) += dx.row(s + i);
-        dtemb += dx.row(s + i);
+        if (!d.th) dtemb += dx.row(s + i);
       }
-      g_time_b += dtemb;
-      g_time_w.noalias() += CMapRow<S>(v.tfeat + (b - b0) * d.f, d.f).transpose() * dtemb;
+      if (!d.th) {  // with time_at_heads the stream carries no time
+        g_time_b += dtemb;
+        g_time_w.noalias() += CMapRow<S>(v.tfeat + (b - b0) * d.f, d.f).transpose() * dtemb;
+      }
       s += n + 2;
     }
   };

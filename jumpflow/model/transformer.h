@@ -21,6 +21,19 @@
 // gives gap j [h_j, 0]: everything at or before gap j is a function of the
 // prefix x[0, j) (and t) alone.
 //
+// Time at the heads (TransformerConfig::time_at_heads): no time embedding is
+// added to e_i; instead every head row modulates its final-LayerNorm state(s)
+// with its own time t_r (FiLM, Perez et al. 2018; the adaptive LayerNorm of
+// DiT, Peebles & Xie 2023):
+//   [gamma_r, beta_r] = W_time^T phi(t_r) + b_time   (2 dim values)
+//   token row i:  (h_{i+1} .* (1 + gamma_r) + beta_r) W_tok + b_tok
+//   gap row j:    [h_j .* (1 + gamma_r) + beta_r, h_{j+1} .* (1 + gamma_r) + beta_r] W_gap + b_gap
+// (a causal gap again drops the right half). The trunk is then a function of
+// the tokens alone, so one pass serves head rows at different times: token
+// rows use their sequence's time, gap rows the time Forward's gap_times
+// gives them (default: the sequence's). Edit Flows' all-prefix batches with
+// per-gap times (jumpflow/processes/edit_flow.h) rely on this.
+//
 // Outputs are raw (pre-activation); the loss module applies the
 // parametrizations (softmax, softplus, sigmoid, ...). Column meaning per
 // process (V = vocabulary size, specials included); HeadLayout names them:
@@ -150,6 +163,11 @@ struct TransformerConfig {
   // x_1 (jumpflow/processes/edit_flow.h, MakeEditFlowPrefixBatch). Serialized
   // only when set.
   bool causal = false;
+  // Time enters at the heads only (file comment, "Time at the heads"): the
+  // residual stream carries no time embedding, and each head row's input is
+  // modulated by its own time, so gap rows may have times of their own
+  // (Forward's gap_times). Serialized only when set.
+  bool time_at_heads = false;
 
   // Validate returns InvalidArgument naming the first bad field.
   absl::Status Validate() const;
@@ -282,7 +300,11 @@ class BasicTransformer {
   // (InvalidArgument, naming the sequence): a token outside
   // [0, vocab_size), a sequence longer than max_length, a time that is not a
   // finite number in [0, 1]. An empty batch is fine (no outputs).
-  absl::Status Forward(const SequenceBatch& batch, Workspace* workspace, Outputs* out) const;
+  // `gap_times` (empty, or one time per gap row of `batch`) gives gap rows
+  // their own times; only a time_at_heads model accepts it (error otherwise,
+  // and for a count other than num_gaps or a time outside [0, 1]).
+  absl::Status Forward(const SequenceBatch& batch, Workspace* workspace, Outputs* out,
+                       std::span<const double> gap_times = {}) const;
 
   // Backward adds d(objective)/d(parameters) to `gradients` (size
   // NumParameters()), given d(objective)/d(token_out) (`d_token_out`, size

@@ -119,6 +119,18 @@ TEST(TransformerConfigTest, InsertGateIsOptionalAndEditOnly) {
   dfm.insert_gate = false;
   dfm.causal = true;
   EXPECT_FALSE(dfm.Validate().ok());
+  // time_at_heads: optional, any process; it doubles the time projection.
+  TransformerConfig th = TinyConfig(ProcessKind::kDfm);
+  EXPECT_EQ(th.Serialize().find("time_at_heads"), std::string::npos);
+  th.time_at_heads = true;
+  back = TransformerConfig::Parse(th.Serialize());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, th);
+  for (const ParameterGroup& g : TransformerParameterGroups(th)) {
+    if (g.name == "time_weight" || g.name == "time_bias") {
+      EXPECT_EQ(g.cols, 2 * th.dim) << g.name;
+    }
+  }
 }
 
 TEST(TransformerLayoutTest, HeadColumnsPerProcess) {
@@ -177,17 +189,19 @@ TEST(TransformerTest, GroupsTileTheParameterVectorAndInitIsSeeded) {
 class GradientCheckTest : public ::testing::TestWithParam<ProcessKind> {};
 
 double Objective(const BasicTransformer<double>& model, const SequenceBatch& batch,
-                 const std::vector<double>& r_tok, const std::vector<double>& r_gap) {
+                 const std::vector<double>& r_tok, const std::vector<double>& r_gap,
+                 std::span<const double> gap_times) {
   BasicTransformer<double>::Workspace ws;
   BasicTransformer<double>::Outputs out;
-  EXPECT_TRUE(model.Forward(batch, &ws, &out).ok());
+  EXPECT_TRUE(model.Forward(batch, &ws, &out, gap_times).ok());
   double j = 0.0;
   for (size_t i = 0; i < out.token_out.size(); ++i) j += r_tok[i] * out.token_out[i];
   for (size_t i = 0; i < out.gap_out.size(); ++i) j += r_gap[i] * out.gap_out[i];
   return j;
 }
 
-// CheckGradients compares Backward with central differences for `config`.
+// CheckGradients compares Backward with central differences for `config`
+// (with per-gap times for a time_at_heads model with gap rows).
 void CheckGradients(const TransformerConfig& config, uint32_t stream) {
   absl::StatusOr<BasicTransformer<double>> created = BasicTransformer<double>::Create(config, 11);
   ASSERT_TRUE(created.ok()) << created.status();
@@ -208,10 +222,15 @@ void CheckGradients(const TransformerConfig& config, uint32_t stream) {
       RandomVector<double>(batch->num_tokens() * layout.token_columns, 13);
   const std::vector<double> r_gap =
       RandomVector<double>(batch->num_gaps() * layout.gap_columns, 14);
+  std::vector<double> gap_times;
+  if (config.time_at_heads && layout.gap_columns > 0) {
+    PhiloxStream rng(15, stream, kPurposeUser);
+    for (int64_t g = 0; g < batch->num_gaps(); ++g) gap_times.push_back(rng.Uniform());
+  }
 
   BasicTransformer<double>::Workspace ws;
   BasicTransformer<double>::Outputs out;
-  ASSERT_TRUE(model->Forward(*batch, &ws, &out).ok());
+  ASSERT_TRUE(model->Forward(*batch, &ws, &out, gap_times).ok());
   std::vector<double> grad(model->NumParameters(), 0.0);
   ASSERT_TRUE(model->Backward(r_tok, r_gap, &ws, grad).ok());
 
@@ -236,10 +255,10 @@ void CheckGradients(const TransformerConfig& config, uint32_t stream) {
       std::vector<double> plus = params, minus = params;
       plus[idx] += h;
       minus[idx] -= h;
-      const double jp =
-          Objective(*BasicTransformer<double>::FromParameters(config, plus), *batch, r_tok, r_gap);
-      const double jm =
-          Objective(*BasicTransformer<double>::FromParameters(config, minus), *batch, r_tok, r_gap);
+      const double jp = Objective(*BasicTransformer<double>::FromParameters(config, plus), *batch,
+                                  r_tok, r_gap, gap_times);
+      const double jm = Objective(*BasicTransformer<double>::FromParameters(config, minus), *batch,
+                                  r_tok, r_gap, gap_times);
       const double fd = (jp - jm) / (2 * h);
       const double an = grad[idx];
       EXPECT_NEAR(an, fd, 1e-6 * std::max(1.0, std::abs(fd)))
@@ -259,6 +278,90 @@ TEST(TransformerTest, CausalBackwardMatchesFiniteDifferences) {
   TransformerConfig config = TinyConfig(ProcessKind::kEdit);
   config.causal = true;
   CheckGradients(config, 7);
+}
+
+TEST(TransformerTest, TimeAtHeadsBackwardMatchesFiniteDifferences) {
+  for (ProcessKind process : {ProcessKind::kDfm, ProcessKind::kEdit}) {
+    for (bool causal : {false, true}) {
+      if (causal && process != ProcessKind::kEdit) continue;
+      TransformerConfig config = TinyConfig(process);
+      config.time_at_heads = true;
+      config.causal = causal;
+      SCOPED_TRACE(config.Serialize());
+      CheckGradients(config, 8 + (causal ? 1 : 0) + 2 * static_cast<uint32_t>(process));
+    }
+  }
+}
+
+// With time_at_heads, a gap row given its own time t_g outputs what the same
+// sequence gives at that gap when the whole sequence has time t_g, token rows
+// keep the sequence's time, and only such a model takes gap times.
+TEST(TransformerTest, PerGapTimesEqualWholeSequenceTimes) {
+  for (bool causal : {false, true}) {
+    TransformerConfig config = TinyConfig(ProcessKind::kEdit);
+    config.time_at_heads = true;
+    config.causal = causal;
+    absl::StatusOr<BasicTransformer<double>> model = BasicTransformer<double>::Create(config, 6);
+    ASSERT_TRUE(model.ok()) << model.status();
+    // Larger time weights, so that time changes the outputs visibly.
+    std::vector<double> params(model->parameters().begin(), model->parameters().end());
+    const std::vector<double> noise = RandomVector<double>(params.size(), 16, 0.3);
+    for (size_t i = 0; i < params.size(); ++i) params[i] += noise[i];
+    model = BasicTransformer<double>::FromParameters(config, params);
+    ASSERT_TRUE(model.ok());
+    const std::vector<std::vector<Token>> seqs = {{5, 6, 7}, {}, {8, 5}};
+    const std::vector<double> seq_times = {0.2, 0.5, 0.7};
+    const std::vector<double> gap_times = {0.05, 0.9, 0.3, 0.6, 0.0, 1.0, 0.45, 0.2};
+    const int64_t gc = model->layout().gap_columns, tc = model->layout().token_columns;
+    auto run = [&](const std::vector<double>& times, std::span<const double> gt) {
+      absl::StatusOr<SequenceBatch> batch = SequenceBatch::FromVectors(seqs, kVocab, times);
+      EXPECT_TRUE(batch.ok());
+      BasicTransformer<double>::Workspace ws;
+      BasicTransformer<double>::Outputs out;
+      EXPECT_TRUE(model->Forward(*batch, &ws, &out, gt).ok());
+      return out;
+    };
+    const BasicTransformer<double>::Outputs mixed = run(seq_times, gap_times);
+    const BasicTransformer<double>::Outputs plain = run(seq_times, {});
+    EXPECT_EQ(mixed.token_out, plain.token_out);
+    double min_change = 1e300;
+    int64_t g = 0, b = 0;
+    for (const auto& seq : seqs) {
+      for (size_t j = 0; j <= seq.size(); ++j, ++g) {
+        std::vector<double> times = seq_times;
+        times[static_cast<size_t>(b)] = gap_times[static_cast<size_t>(g)];
+        const BasicTransformer<double>::Outputs whole = run(times, {});
+        double diff = 0.0, change = 0.0;
+        for (int64_t c = 0; c < gc; ++c) {
+          diff = std::max(diff, std::abs(mixed.gap_out[g * gc + c] - whole.gap_out[g * gc + c]));
+          change = std::max(change, std::abs(mixed.gap_out[g * gc + c] - plain.gap_out[g * gc + c]));
+        }
+        EXPECT_LT(diff, 1e-12) << "gap " << g;
+        min_change = std::min(min_change, change);
+      }
+      ++b;
+    }
+    EXPECT_GT(min_change, 1e-3);  // the gap times matter
+    ASSERT_EQ(static_cast<int64_t>(mixed.token_out.size()), 5 * tc);
+
+    // Errors: wrong count, a time outside [0, 1], a model with time in the trunk.
+    absl::StatusOr<SequenceBatch> batch = SequenceBatch::FromVectors(seqs, kVocab, seq_times);
+    ASSERT_TRUE(batch.ok());
+    BasicTransformer<double>::Workspace ws;
+    BasicTransformer<double>::Outputs out;
+    const std::vector<double> short_times(7, 0.5);
+    EXPECT_NE(model->Forward(*batch, &ws, &out, short_times).message().find("7 gap times"),
+              std::string::npos);
+    std::vector<double> bad = gap_times;
+    bad[3] = 1.5;
+    EXPECT_NE(model->Forward(*batch, &ws, &out, bad).message().find("gap row 3"),
+              std::string::npos);
+    config.time_at_heads = false;
+    absl::StatusOr<BasicTransformer<double>> trunk = BasicTransformer<double>::Create(config, 6);
+    ASSERT_TRUE(trunk.ok());
+    EXPECT_NE(trunk->Forward(*batch, &ws, &out, gap_times).message().find("time_at_heads"),
+              std::string::npos);
+  }
 }
 
 // A causal model's outputs up to gap j are those of the prefix x[0, j): gap
