@@ -143,6 +143,10 @@ absl::StatusOr<double> BatchLossImpl(const TrainingBatch& tb, const OutputHeads&
     return InvalidArgumentError(
         StrCat("batch has ", tb.gap_weights.size(), " gap weights for ", ng, " gaps"));
   }
+  if (!tb.gap_times.empty() && static_cast<int64_t>(tb.gap_times.size()) != ng) {
+    return InvalidArgumentError(
+        StrCat("batch has ", tb.gap_times.size(), " gap times for ", ng, " gaps"));
+  }
   // Mean over sequences: row weight = w_b / B (times the batch's gap factor).
   s->token_weights.clear();
   s->gap_weights.clear();
@@ -163,6 +167,10 @@ absl::StatusOr<double> BatchLossImpl(const TrainingBatch& tb, const OutputHeads&
                         std::vector<float>* dst) {
     dst->clear();
     if (sched == nullptr) return;
+    if (gaps && !tb.gap_times.empty()) {  // per-gap times
+      for (double t : tb.gap_times) dst->push_back(static_cast<float>(OutputHeads::Scale(sched, t)));
+      return;
+    }
     for (int64_t b = 0; b < nb; ++b) {
       const float c = static_cast<float>(OutputHeads::Scale(sched, x.time(b)));
       dst->insert(dst->end(), static_cast<size_t>(x.length(b) + (gaps ? 1 : 0)), c);
@@ -484,8 +492,13 @@ absl::Status Trainer::Impl::Init(std::vector<std::vector<Token>> sources, const 
     return InvalidArgumentError(
         "left-to-right insertions need the edit process with an empty x_0 (no pairs or noise)");
   }
-  // Left to right, the model is causal and trained on all prefixes at once.
+  if (o.per_gap_times && o.insertion_order != InsertionOrder::kLeftToRight) {
+    return InvalidArgumentError("per-gap times need left-to-right insertions");
+  }
+  // Left to right, the model is causal and trained on all prefixes at once;
+  // with per-gap times it takes time at its heads.
   o.model.causal = o.insertion_order == InsertionOrder::kLeftToRight;
+  o.model.time_at_heads = o.per_gap_times;
   if (o.scheduler.empty()) o.scheduler = o.process == TrainProcess::kEdit ? "poly:3" : "linear";
   for (std::string* spec : {&o.insert_scheduler, &o.delete_scheduler, &o.substitute_scheduler,
                             &o.split_scheduler, &o.deletion_scheduler}) {
@@ -590,7 +603,9 @@ absl::StatusOr<TrainingBatch> Trainer::Impl::MakeBatch(const std::vector<int64_t
   std::vector<double> weights(static_cast<size_t>(nb));
   for (int64_t b = 0; b < nb; ++b) {
     const double dw = data_weights ? (*data_weights)[static_cast<size_t>(indices[b])] : 1.0;
-    weights[static_cast<size_t>(b)] = time_weight->Weight(times[static_cast<size_t>(b)]) * dw;
+    // With per-gap times the time weight goes to the gaps (MakeEditFlowBatch).
+    weights[static_cast<size_t>(b)] =
+        options.per_gap_times ? dw : time_weight->Weight(times[static_cast<size_t>(b)]) * dw;
   }
   const BatchTimes bt = BatchTimes::Explicit(times);
   const BatchWeights bw = BatchWeights::Explicit(weights);
@@ -610,6 +625,10 @@ absl::StatusOr<TrainingBatch> Trainer::Impl::MakeBatch(const std::vector<int64_t
       opt.insertion_order = options.insertion_order;
       // Left to right, the model is causal: every prefix of a word at once.
       opt.all_prefixes = options.insertion_order == InsertionOrder::kLeftToRight;
+      if (options.per_gap_times) {
+        opt.gap_time_distribution = time_distribution.get();
+        opt.gap_time_weight = time_weight.get();
+      }
       opt.noise_min_length = options.noise_min_length;
       opt.noise_max_length = options.noise_max_length;
       opt.alignment = options.alignment;
@@ -656,6 +675,7 @@ std::map<std::string, std::string> Trainer::Impl::Settings() const {
   s["edit_source"] = EditSourceName(o.edit_source);
   s["insertion_order"] = std::string(
       o.insertion_order == InsertionOrder::kLeftToRight ? "left-to-right" : "independent");
+  s["per_gap_times"] = std::string(o.per_gap_times ? "1" : "0");
   s["noise_min_length"] = StrCat(o.noise_min_length);
   s["noise_max_length"] = StrCat(o.noise_max_length);
   s["alignment"] = std::string(o.alignment == EditAlignment::kRandom ? "random" : "min-edit");
@@ -781,6 +801,13 @@ absl::StatusOr<TrainerOptions> OptionsFromSettings(const std::map<std::string, s
     o.edit_source = EditSource::kPairs;
   } else {
     return absl::DataLossError(StrCat("checkpoint setting 'edit_source' = '", source, "'"));
+  }
+  // per_gap_times: absent from checkpoints written before it existed.
+  if (auto it = s.find("per_gap_times"); it != s.end()) {
+    if (it->second != "0" && it->second != "1") {
+      return absl::DataLossError(StrCat("checkpoint setting 'per_gap_times' = '", it->second, "'"));
+    }
+    o.per_gap_times = it->second == "1";
   }
   // insertion_order: absent from checkpoints written before it existed.
   if (auto it = s.find("insertion_order"); it != s.end()) {
@@ -927,7 +954,7 @@ absl::StatusOr<StepStats> Trainer::Step() {
       m.MakeBatch(indices, m.train, m.train_sources, &m.train_weights, seed);
   if (!tb.ok()) return Annotate(tb.status(), where);
 
-  absl::Status s = m.model->Forward(tb->x_t, &m.workspace, &m.outputs);
+  absl::Status s = m.model->Forward(tb->x_t, &m.workspace, &m.outputs, tb->gap_times);
   if (!s.ok()) return Annotate(s, where);
   m.d_token.resize(m.outputs.token_out.size());
   m.d_gap.resize(m.outputs.gap_out.size());
@@ -969,7 +996,7 @@ absl::StatusOr<double> Trainer::EvalLoss() {
     const uint64_t seed = DeriveSeed(m.options.seed, i, kPurposeEvalBatch);
     JUMPFLOW_ASSIGN_OR_RETURN(TrainingBatch tb,
                               m.MakeBatch(indices, m.eval, m.eval_sources, nullptr, seed));
-    JUMPFLOW_RETURN_IF_ERROR(m.model->Forward(tb.x_t, &m.workspace, &m.outputs));
+    JUMPFLOW_RETURN_IF_ERROR(m.model->Forward(tb.x_t, &m.workspace, &m.outputs, tb.gap_times));
     m.d_token.resize(m.outputs.token_out.size());
     m.d_gap.resize(m.outputs.gap_out.size());
     absl::StatusOr<double> loss =

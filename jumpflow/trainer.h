@@ -158,6 +158,12 @@ struct TrainerOptions {
   // (TransformerConfig::causal, set by the trainer) and each batch carries
   // every prefix of its words, weighted by its probability (all_prefixes).
   InsertionOrder insertion_order = InsertionOrder::kIndependent;
+  // kLeftToRight only: each prefix draws its own time from the posterior of
+  // the time distribution given the prefix length (edit_flow.h, "Per-gap
+  // times"; same expected loss, every prefix weighted in every step); the
+  // model then takes time at its heads (TransformerConfig::time_at_heads,
+  // set by the trainer) and the time weight applies per gap.
+  bool per_gap_times = false;
   int64_t noise_min_length = 0;
   int64_t noise_max_length = 0;
   EditAlignment alignment = EditAlignment::kMinEdit;

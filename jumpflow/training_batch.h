@@ -67,6 +67,10 @@ struct TrainingBatch {
   // Flows' all-prefix batches (jumpflow/processes/edit_flow.h) put each
   // prefix's probability here.
   std::vector<float> gap_weights;
+  // Optional per gap row time (empty: the sequence's time). Edit Flows'
+  // all-prefix batches with per-gap times put each gap's own time here; the
+  // model must take it (TransformerConfig::time_at_heads).
+  std::vector<double> gap_times;
 };
 
 }  // namespace jumpflow

@@ -159,6 +159,7 @@ enum RandomPurpose : uint32_t {
   kPurposeInit = 8,
   kPurposeSampleStep = 9,  // fused event kernels (kernels/sample_step.h)
   kPurposeGillespie = 10,  // fused Gillespie selection (kernels/gillespie.h)
+  kPurposeGapTime = 11,    // per-gap times of Edit Flows all-prefix batches
   kPurposeUser = 1000,
 };
 

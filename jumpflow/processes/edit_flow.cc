@@ -17,6 +17,7 @@
 #include "jumpflow/processes/detail/batch_builder.h"
 #include "jumpflow/processes/detail/checks.h"
 #include "jumpflow/status_macros.h"
+#include "kernels/philox.h"
 #include "sequences/edits.h"
 
 namespace jumpflow {
@@ -76,6 +77,10 @@ absl::Status ValidateOptions(const SequenceBatch& x1, const EditFlowOptions& opt
   if (options.all_prefixes && options.insertion_order != InsertionOrder::kLeftToRight) {
     return absl::InvalidArgumentError("all_prefixes requires InsertionOrder::kLeftToRight");
   }
+  if ((options.gap_time_distribution != nullptr || options.gap_time_weight != nullptr) &&
+      !options.all_prefixes) {
+    return absl::InvalidArgumentError("per-gap times require all_prefixes");
+  }
   if (options.alignment == EditAlignment::kUser && options.source != EditSource::kPairs) {
     return absl::InvalidArgumentError("EditAlignment::kUser requires EditSource::kPairs");
   }
@@ -130,6 +135,42 @@ absl::Status ValidateOptions(const SequenceBatch& x1, const EditFlowOptions& opt
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown EditSource ", static_cast<int>(options.source)));
+  }
+  return absl::OkStatus();
+}
+
+// PerGapTimes fills gap_times and gap_weights of an all-prefix batch (file
+// comment of edit_flow.h, "Per-gap times").
+absl::Status PerGapTimes(const SequenceBatch& x1, const Scheduler& kappa,
+                         const TimeDistribution& p, const TimeWeight* w, uint64_t seed,
+                         TrainingBatch* tb) {
+  tb->gap_times.clear();
+  tb->gap_weights.clear();
+  tb->gap_times.reserve(static_cast<size_t>(tb->x_t.num_gaps()));
+  tb->gap_weights.reserve(static_cast<size_t>(tb->x_t.num_gaps()));
+  std::vector<double> draws;
+  for (int64_t b = 0; b < x1.num_sequences(); ++b) {
+    const int64_t n = x1.length(b);
+    PhiloxStream rng(seed, static_cast<uint32_t>(b), kPurposeGapTime);
+    draws.resize(static_cast<size_t>(n + 1));
+    for (int64_t k = 0; k <= n; ++k) {
+      // Survival 1 - u ~ Beta(n - k + 1, k + 1): the (n - k + 1)-th smallest
+      // of n + 1 uniforms.
+      for (double& x : draws) x = rng.Uniform();
+      std::nth_element(draws.begin(), draws.begin() + (n - k), draws.end());
+      const double t = kappa.InverseSurvival(draws[static_cast<size_t>(n - k)]);
+      const double density = p.Density(t), dkappa = kappa.KappaDerivative(t);
+      const double weight =
+          density / dkappa * (w != nullptr ? w->Weight(t) : 1.0) / static_cast<double>(n + 1);
+      if (!std::isfinite(weight) || weight < 0.0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "per-gap time weight of sequence ", b, " gap ", k, " at t = ", t, " is ", weight,
+            " (density ", density, ", kappa' ", dkappa,
+            "); the time distribution needs a finite density, and none where kappa is flat"));
+      }
+      tb->gap_times.push_back(t);
+      tb->gap_weights.push_back(static_cast<float>(weight));
+    }
   }
   return absl::OkStatus();
 }
@@ -281,7 +322,10 @@ absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const B
   tb.process = ProcessKind::kEdit;
   for (int64_t b = 0; b < num_sequences; ++b) tb.x_t.set_time(b, t[b]);
   tb.weights = std::move(w);
-  if (options.all_prefixes) {
+  if (options.gap_time_distribution != nullptr) {
+    JUMPFLOW_RETURN_IF_ERROR(PerGapTimes(x1, ins_sched, *options.gap_time_distribution,
+                                         options.gap_time_weight, seed, &tb));
+  } else if (options.all_prefixes) {
     // P(K) = C(n, K) kappa^K (1 - kappa)^(n - K), in log space (lgamma),
     // exact at kappa = 0 and 1.
     tb.gap_weights.reserve(static_cast<size_t>(tb.x_t.num_gaps()));

@@ -43,6 +43,25 @@
 // gaps of a prefix state have no targets, and a causal model's sampler gives
 // them rate 0 (jumpflow/model/model_rate.h). Token rows have no targets.
 //
+// Per-gap times (all_prefixes with EditFlowOptions::gap_time_distribution p
+// and optional gap_time_weight w, for a model with time at the heads:
+// jumpflow/model/transformer.h): the expectation over t is also split per
+// prefix. With q(u) = p(t) / kappa'(t) at t = kappa^-1(u) (the density of
+// u = kappa(T), T ~ p) and the identity
+//   C(n, K) u^K (1 - u)^(n - K) = Beta(u; K + 1, n - K + 1) / (n + 1),
+// the objective E_{t~p}[w(t) sum_K P(K | t) L_K(t)] equals
+//   sum_K 1/(n + 1) E_{u ~ Beta(K + 1, n - K + 1)}[q(u) w(t(u)) L_K(t(u))],
+// so gap K draws its own time: 1 - u ~ Beta(n - K + 1, K + 1) (the
+// (n - K + 1)-th smallest of n + 1 uniforms of PhiloxStream(seed, b,
+// kPurposeGapTime)), t_K = kappa^-1(u) (through InverseSurvival, exact near
+// t = 1), and gap_weights[gap K] = q(u) w(t_K) / (n + 1), gap_times[gap K] =
+// t_K. Every prefix then carries weight in every step (with one shared t
+// only prefixes with K near n kappa(t) do), the same expected loss with less
+// variance. When p makes kappa(T) uniform (e.g. kappa = t^3 with
+// t ~ Beta(3, 1)), q = 1 and every gap weighs 1 / (n + 1). The sequence
+// weights (`weights`) still multiply the rows; they should not depend on
+// the sequence time, which the gap rows no longer use.
+//
 // x_0 sources: empty (insertion-only generation), noise (length uniform in
 // [noise_min_length, noise_max_length], tokens i.i.d. uniform over the user
 // tokens [kNumSpecials, vocab_size), drawn from PhiloxStream(seed, b,
@@ -69,6 +88,7 @@
 #include "absl/status/statusor.h"
 #include "jumpflow/processes/process_common.h"
 #include "jumpflow/scheduler.h"
+#include "jumpflow/time_distribution.h"
 #include "jumpflow/training_batch.h"
 #include "sequences/alignment.h"
 #include "sequences/sequence_batch.h"
@@ -105,6 +125,11 @@ struct EditFlowOptions {
   InsertionOrder insertion_order = InsertionOrder::kIndependent;
   // kLeftToRight only: every prefix at once, weighted (see the file comment).
   bool all_prefixes = false;
+  // all_prefixes only: each gap draws its own time from this distribution's
+  // posterior given its prefix length (file comment, "Per-gap times"), and
+  // gap_time_weight (null: 1) weighs it. Both must outlive the call.
+  const TimeDistribution* gap_time_distribution = nullptr;
+  const TimeWeight* gap_time_weight = nullptr;
   // kPairs: the sources, one per x_1 sequence; must outlive the call.
   const SequenceBatch* x0 = nullptr;
   // kNoise: length range of x_0 (inclusive), 0 <= min <= max <= 2^20.
@@ -139,7 +164,9 @@ struct EditFlowTrace {
 // bad noise lengths, kUser without kPairs or with an invalid alignment, bad
 // alignment costs, bad times or weights, sequences too long to align,
 // InsertionOrder::kLeftToRight with a source other than kEmpty, all_prefixes
-// without kLeftToRight.
+// without kLeftToRight, gap times without all_prefixes, a gap weight that is
+// not finite (a time distribution with mass where kappa is flat, or an
+// infinite density or weight).
 absl::StatusOr<TrainingBatch> MakeEditFlowBatch(const SequenceBatch& x1, const BatchTimes& times,
                                                 const Scheduler& scheduler,
                                                 const EditFlowOptions& options, uint64_t seed,

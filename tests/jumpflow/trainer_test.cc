@@ -317,14 +317,19 @@ TEST(TrainedModelTest, EditFlowSamplesLandInTheDataSupport) {
   // ~0.9 in support, tau-leaping (100 kappa steps) ~0.8; the thresholds
   // leave room for float differences across machines. (A character bigram
   // fitted to these words puts < 0.1 of its samples on them.)
-  // Both insertion orders (left to right: x_t is always a prefix).
-  for (InsertionOrder order : {InsertionOrder::kIndependent, InsertionOrder::kLeftToRight}) {
-    const bool l2r = order == InsertionOrder::kLeftToRight;
-    SCOPED_TRACE(l2r ? "left-to-right" : "independent");
+  // Both insertion orders (left to right: x_t is always a prefix), the
+  // second also with per-gap times (time at the model's heads).
+  for (int variant = 0; variant < 3; ++variant) {
+    const InsertionOrder order =
+        variant == 0 ? InsertionOrder::kIndependent : InsertionOrder::kLeftToRight;
+    const bool l2r = order == InsertionOrder::kLeftToRight, per_gap = variant == 2;
+    const char* name = variant == 0 ? "independent" : (per_gap ? "per-gap" : "left-to-right");
+    SCOPED_TRACE(name);
     TrainerOptions o = TinyOptions(TrainProcess::kEdit, 2000);
     o.time_distribution = "beta:3,1";
     o.insertion_order = order;
-    o.checkpoint_path = TempPath(l2r ? "edit_words_l2r.ckpt" : "edit_words.ckpt");
+    o.per_gap_times = per_gap;
+    o.checkpoint_path = TempPath(absl::StrCat("edit_words_", variant, ".ckpt"));
     Trained run;
     ASSERT_NO_FATAL_FAILURE(TrainAndLoad(o, &run));
     std::optional<TrainedModel>& tm = run.model;
@@ -332,7 +337,9 @@ TEST(TrainedModelTest, EditFlowSamplesLandInTheDataSupport) {
     absl::StatusOr<Trainer> resumed = Trainer::Resume(o.checkpoint_path, WordData());
     ASSERT_TRUE(resumed.ok()) << resumed.status();
     EXPECT_EQ(resumed->options().insertion_order, order);
+    EXPECT_EQ(resumed->options().per_gap_times, per_gap);
     EXPECT_EQ(resumed->model().config().causal, l2r);
+    EXPECT_EQ(resumed->model().config().time_at_heads, per_gap);
     if (l2r) {
       // A causal model inserts into the last gap of each sequence only.
       const SequenceBatch probe = *SequenceBatch::FromVectors(
@@ -365,8 +372,8 @@ TEST(TrainedModelTest, EditFlowSamplesLandInTheDataSupport) {
       const double frac = InSupport(r->final_batch);
       EXPECT_GE(frac, kind == SamplerKind::kGillespie ? 0.75 : 0.6)
           << SamplerKindName(kind) << " in-support fraction " << frac;
-      std::printf("edit flow (%s) %s: in-support fraction %.3f\n",
-                  l2r ? "left-to-right" : "independent", SamplerKindName(kind).c_str(), frac);
+      std::printf("edit flow (%s) %s: in-support fraction %.3f\n", name,
+                  SamplerKindName(kind).c_str(), frac);
     }
   }
 }
@@ -770,6 +777,9 @@ TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
        "left-to-right insertions need the edit process"},
       {{"--data", data, "--out", ckpt, "--process", "dfm-mask", "--insert-order", "left-to-right"},
        "left-to-right insertions need the edit process"},
+      {{"--data", data, "--out", ckpt, "--gap-times", "each"}, "--gap-times must be"},
+      {{"--data", data, "--out", ckpt, "--gap-times", "per-gap"},
+       "per-gap times need left-to-right insertions"},
       {{"--data", TempPath("nope.txt"), "--out", ckpt}, "nope.txt"},
       {{"--data", data, "--out", ckpt, "--resume"}, "cli.ckpt"},
   };

@@ -403,6 +403,95 @@ TEST(EditFlowTest, AllPrefixesCarryEveryPrefixWithItsProbability) {
   EXPECT_FALSE(MakeEditFlowBatch(x1, BatchTimes::Constant(0.5), *sched, bad, 1).ok());
 }
 
+// Per-gap times: sum_g gap_weights[g] f(K_g, t_g) estimates
+// E_{t~p}[w(t) sum_K P(K | t) f(K, t)] without bias. Checked by Monte Carlo
+// (4,000 batches, fixed seeds) against a quadrature of the right side, to 4
+// standard errors (two-sided significance ~6e-5 per case), for a
+// non-uniform q (linear kappa, t ~ Beta(2, 2), w(t) = 1 + t) and for the
+// demo's kappa = t^3 with t ~ Beta(3, 1), where every gap weighs 1 / (n + 1).
+TEST(EditFlowTest, PerGapTimesKeepTheExpectedLoss) {
+  const SequenceBatch x1 = Batch({{5}, {5, 6, 7, 8}, {5, 6, 7, 8, 9, 10, 11, 12, 13}});
+  auto f = [](int64_t k, double t) { return (1.0 + k) * (0.3 + t * t) + std::sin(5.0 * t); };
+  struct Case {
+    const char* scheduler;
+    const char* time;
+    bool weighted;
+  };
+  for (const Case& c : {Case{"linear", "beta:2,2", true}, Case{"poly:3", "beta:3,1", false}}) {
+    SCOPED_TRACE(c.scheduler);
+    auto sched = Sched(c.scheduler);
+    auto p = MakeTimeDistribution(c.time);
+    ASSERT_TRUE(p.ok()) << p.status();
+    auto w = UserTimeWeight([](double t) { return 1.0 + t; });
+    const EditFlowOptions opt{.vocab_size = kVocab,
+                              .source = EditSource::kEmpty,
+                              .insertion_order = InsertionOrder::kLeftToRight,
+                              .all_prefixes = true,
+                              .gap_time_distribution = p->get(),
+                              .gap_time_weight = c.weighted ? w.get() : nullptr};
+    constexpr int kRuns = 4000;
+    std::vector<double> sum(3, 0.0), sum2(3, 0.0);
+    for (int r = 0; r < kRuns; ++r) {
+      auto tb = MakeEditFlowBatch(x1, BatchTimes::Constant(0.5), *sched, opt, 1000 + r);
+      ASSERT_TRUE(tb.ok()) << tb.status();
+      ASSERT_EQ(static_cast<int64_t>(tb->gap_times.size()), tb->x_t.num_gaps());
+      ASSERT_EQ(static_cast<int64_t>(tb->gap_weights.size()), tb->x_t.num_gaps());
+      for (int64_t b = 0; b < 3; ++b) {
+        const int64_t n = x1.length(b), g0 = tb->x_t.offsets()[b] + b;
+        double est = 0.0;
+        for (int64_t k = 0; k <= n; ++k) {
+          const double t = tb->gap_times[g0 + k], gw = tb->gap_weights[g0 + k];
+          ASSERT_TRUE(t > 0.0 && t < 1.0) << t;
+          if (!c.weighted) EXPECT_NEAR(gw, 1.0 / (n + 1), 1e-6 / (n + 1));
+          est += gw * f(k, t);
+        }
+        sum[b] += est;
+        sum2[b] += est * est;
+      }
+    }
+    for (int64_t b = 0; b < 3; ++b) {
+      const int64_t n = x1.length(b);
+      // Simpson's rule over t (smooth integrands; 2,000 intervals).
+      auto integrand = [&](double t) {
+        const double kappa = sched->Kappa(t);
+        double total = 0.0;
+        for (int64_t k = 0; k <= n; ++k) {
+          double binom = 1.0;
+          for (int64_t i = 0; i < k; ++i) binom *= static_cast<double>(n - i) / (i + 1) * kappa;
+          for (int64_t i = 0; i < n - k; ++i) binom *= 1.0 - kappa;
+          total += binom * f(k, t);
+        }
+        return (*p)->Density(t) * (c.weighted ? 1.0 + t : 1.0) * total;
+      };
+      constexpr int kIntervals = 2000;
+      double exact = integrand(0.0) + integrand(1.0);
+      for (int i = 1; i < kIntervals; ++i) {
+        exact += (i % 2 == 1 ? 4.0 : 2.0) * integrand(static_cast<double>(i) / kIntervals);
+      }
+      exact /= 3.0 * kIntervals;
+      const double mean = sum[b] / kRuns;
+      const double se = std::sqrt((sum2[b] / kRuns - mean * mean) / kRuns);
+      EXPECT_NEAR(mean, exact, 4.0 * se) << "n = " << n << ", se " << se;
+      EXPECT_GT(se, 0.0);
+    }
+  }
+  // Gap times need all_prefixes; a flat kappa under the density is an error.
+  auto uniform = MakeTimeDistribution("uniform");
+  ASSERT_TRUE(uniform.ok());
+  EditFlowOptions bad{.vocab_size = kVocab,
+                      .source = EditSource::kEmpty,
+                      .insertion_order = InsertionOrder::kLeftToRight,
+                      .gap_time_distribution = uniform->get()};
+  auto e = MakeEditFlowBatch(x1, BatchTimes::Constant(0.5), *Sched("linear"), bad, 1);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("all_prefixes"), std::string::npos) << e.status();
+  bad.all_prefixes = true;
+  auto flat = CustomScheduler([](double t) { return t; }, [](double) { return 0.0; });
+  e = MakeEditFlowBatch(x1, BatchTimes::Constant(0.5), *flat, bad, 1);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("per-gap time weight"), std::string::npos) << e.status();
+}
+
 TEST(EditFlowTest, BadInputIsAnError) {
   auto sched = Sched("linear");
   const auto t = BatchTimes::Constant(0.5);
