@@ -55,8 +55,12 @@ const Dataset& Words() {
   return data;
 }
 
-TrainerOptions BenchOptions(int threads, int dim, int layers) {
+// `order`: 0 = independent insertion times, 1 = left to right with one
+// time per word, 2 = left to right with per-gap times (the demo's trainer).
+TrainerOptions BenchOptions(int threads, int dim, int layers, int order = 0) {
   TrainerOptions o;
+  o.insertion_order = order == 0 ? InsertionOrder::kIndependent : InsertionOrder::kLeftToRight;
+  o.per_gap_times = order == 2;
   o.process = TrainProcess::kEdit;
   o.time_distribution = "beta:3,1";
   o.model.dim = dim;
@@ -68,12 +72,14 @@ TrainerOptions BenchOptions(int threads, int dim, int layers) {
   return o;
 }
 
-// Args: threads, dim, layers. One iteration = one Trainer::Step().
+// Args: threads, dim, layers, order (BenchOptions). One iteration = one
+// Trainer::Step().
 void BM_TrainerStep_Cpu(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
-  absl::StatusOr<Trainer> trainer = Trainer::Create(
-      BenchOptions(threads, static_cast<int>(state.range(1)), static_cast<int>(state.range(2))),
-      Words());
+  absl::StatusOr<Trainer> trainer =
+      Trainer::Create(BenchOptions(threads, static_cast<int>(state.range(1)),
+                                   static_cast<int>(state.range(2)), static_cast<int>(state.range(3))),
+                      Words());
   if (!trainer.ok()) {
     state.SkipWithError(std::string(trainer.status().message()).c_str());
     return;
@@ -96,11 +102,15 @@ void BM_TrainerStep_Cpu(benchmark::State& state) {
   state.counters["params"] = static_cast<double>(trainer->model().NumParameters());
 }
 BENCHMARK(BM_TrainerStep_Cpu)
-    ->ArgNames({"threads", "dim", "layers"})
-    ->Args({1, 64, 2})
-    ->Args({2, 64, 2})
-    ->Args({1, 128, 2})
-    ->Args({2, 128, 2})
+    ->ArgNames({"threads", "dim", "layers", "order"})
+    ->Args({1, 64, 2, 0})
+    ->Args({2, 64, 2, 0})
+    ->Args({1, 128, 2, 0})
+    ->Args({2, 128, 2, 0})
+    ->Args({1, 64, 2, 1})
+    ->Args({2, 64, 2, 1})
+    ->Args({1, 64, 2, 2})
+    ->Args({2, 64, 2, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

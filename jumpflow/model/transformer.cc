@@ -208,19 +208,28 @@ int64_t CarveChunk(S* base, const Dims& d, const ChunkDims& c, ChunkView<S>* vie
   return bump.used();
 }
 
-// TimeFeatures writes the f sinusoidal features of t: sin(w_k t) for k < f/2,
-// then cos(w_k t); w_k = 1000^(k / (f/2 - 1)) (w_0 = 1). Sinusoidal
-// embeddings as in Vaswani et al. 2017 and the DDPM timestep embedding (Ho et
-// al. 2020), on t in [0, 1].
-template <typename S>
-void TimeFeatures(double t, int64_t f, S* out) {
+// TimeFrequencies returns the f/2 frequencies of the time features:
+// w_k = 1000^(k / (f/2 - 1)) (w_0 = 1).
+std::vector<double> TimeFrequencies(int64_t f) {
   const int64_t k_count = f / 2;
-  for (int64_t k = 0; k < k_count; ++k) {
-    const double w = k_count > 1 ? std::exp(std::log(kMaxTimeFrequency) * static_cast<double>(k) /
-                                            static_cast<double>(k_count - 1))
-                                 : 1.0;
-    out[k] = static_cast<S>(std::sin(w * t));
-    out[k_count + k] = static_cast<S>(std::cos(w * t));
+  std::vector<double> w(static_cast<size_t>(k_count), 1.0);
+  for (int64_t k = 0; k < k_count && k_count > 1; ++k) {
+    w[static_cast<size_t>(k)] = std::exp(std::log(kMaxTimeFrequency) * static_cast<double>(k) /
+                                         static_cast<double>(k_count - 1));
+  }
+  return w;
+}
+
+// TimeFeatures writes the f = 2 w.size() sinusoidal features of t:
+// sin(w_k t) for k < f/2, then cos(w_k t). Sinusoidal embeddings as in
+// Vaswani et al. 2017 and the DDPM timestep embedding (Ho et al. 2020), on t
+// in [0, 1].
+template <typename S>
+void TimeFeatures(double t, const std::vector<double>& w, S* out) {
+  const size_t k_count = w.size();
+  for (size_t k = 0; k < k_count; ++k) {
+    out[k] = static_cast<S>(std::sin(w[k] * t));
+    out[k_count + k] = static_cast<S>(std::cos(w[k] * t));
   }
 }
 
@@ -649,6 +658,7 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
   const S scale = static_cast<S>(1.0 / std::sqrt(static_cast<double>(d.dh)));
   S* token_out = out->token_out.data();
   S* gap_out = out->gap_out.data();
+  const std::vector<double> freqs = TimeFrequencies(d.f);
 
   auto run_chunk = [&](int64_t c) {
     ChunkView<S> v;
@@ -666,7 +676,7 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t k = b - b0;
       S* f = v.tfeat + k * d.f;
-      TimeFeatures<S>(batch.time(b), d.f, f);
+      TimeFeatures<S>(batch.time(b), freqs, f);
       MapRow<S> temb(v.temb + k * d.te, d.te);
       temb.noalias() = CMapRow<S>(f, d.f) * time_w;
       temb += time_b;
@@ -683,9 +693,14 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
       const int64_t g0 = batch.offsets()[b0] + b0, gaps = rows - (b1 - b0);
       int64_t g = 0;
       for (int64_t b = b0; b < b1; ++b) {
+        const S* seq_feat = v.tfeat + (b - b0) * d.f;
         for (int64_t j = 0; j <= batch.length(b); ++j, ++g) {
-          TimeFeatures<S>(gap_times.empty() ? batch.time(b) : gap_times[g0 + g], d.f,
-                          v.gfeat + g * d.f);
+          S* gf = v.gfeat + g * d.f;
+          if (gap_times.empty()) {
+            std::copy(seq_feat, seq_feat + d.f, gf);
+          } else {
+            TimeFeatures<S>(gap_times[g0 + g], freqs, gf);
+          }
         }
       }
       MapMat<S> gemb(v.gemb, gaps, d.te);

@@ -18,6 +18,8 @@
 #include "jumpflow/processes/detail/checks.h"
 #include "jumpflow/status_macros.h"
 #include "kernels/philox.h"
+#include "oneapi/tbb/blocked_range.h"
+#include "oneapi/tbb/parallel_for.h"
 #include "sequences/edits.h"
 
 namespace jumpflow {
@@ -140,37 +142,51 @@ absl::Status ValidateOptions(const SequenceBatch& x1, const EditFlowOptions& opt
 }
 
 // PerGapTimes fills gap_times and gap_weights of an all-prefix batch (file
-// comment of edit_flow.h, "Per-gap times").
+// comment of edit_flow.h, "Per-gap times"), in parallel over sequences (each
+// has its own stream, so the result does not depend on the thread count).
 absl::Status PerGapTimes(const SequenceBatch& x1, const Scheduler& kappa,
                          const TimeDistribution& p, const TimeWeight* w, uint64_t seed,
                          TrainingBatch* tb) {
-  tb->gap_times.clear();
-  tb->gap_weights.clear();
-  tb->gap_times.reserve(static_cast<size_t>(tb->x_t.num_gaps()));
-  tb->gap_weights.reserve(static_cast<size_t>(tb->x_t.num_gaps()));
-  std::vector<double> draws;
-  for (int64_t b = 0; b < x1.num_sequences(); ++b) {
-    const int64_t n = x1.length(b);
-    PhiloxStream rng(seed, static_cast<uint32_t>(b), kPurposeGapTime);
-    draws.resize(static_cast<size_t>(n + 1));
-    for (int64_t k = 0; k <= n; ++k) {
-      // Survival 1 - u ~ Beta(n - k + 1, k + 1): the (n - k + 1)-th smallest
-      // of n + 1 uniforms.
-      for (double& x : draws) x = rng.Uniform();
-      std::nth_element(draws.begin(), draws.begin() + (n - k), draws.end());
-      const double t = kappa.InverseSurvival(draws[static_cast<size_t>(n - k)]);
-      const double density = p.Density(t), dkappa = kappa.KappaDerivative(t);
-      const double weight =
-          density / dkappa * (w != nullptr ? w->Weight(t) : 1.0) / static_cast<double>(n + 1);
-      if (!std::isfinite(weight) || weight < 0.0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "per-gap time weight of sequence ", b, " gap ", k, " at t = ", t, " is ", weight,
-            " (density ", density, ", kappa' ", dkappa,
-            "); the time distribution needs a finite density, and none where kappa is flat"));
+  const int64_t num_sequences = x1.num_sequences();
+  tb->gap_times.assign(static_cast<size_t>(tb->x_t.num_gaps()), 0.0);
+  tb->gap_weights.assign(static_cast<size_t>(tb->x_t.num_gaps()), 0.0f);
+  // The first non-finite weight of each sequence (k < 0: none).
+  struct BadGap {
+    int64_t k = -1;
+    double t = 0.0, density = 0.0, dkappa = 0.0, weight = 0.0;
+  };
+  std::vector<BadGap> bad(static_cast<size_t>(num_sequences));
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, num_sequences), [&](const auto& range) {
+    std::vector<double> draws;
+    for (int64_t b = range.begin(); b < range.end(); ++b) {
+      const int64_t n = x1.length(b), g0 = x1.offsets()[b] + b;
+      PhiloxStream rng(seed, static_cast<uint32_t>(b), kPurposeGapTime);
+      draws.resize(static_cast<size_t>(n + 1));
+      for (int64_t k = 0; k <= n; ++k) {
+        // Survival 1 - u ~ Beta(n - k + 1, k + 1): the (n - k + 1)-th
+        // smallest of n + 1 uniforms.
+        for (double& x : draws) x = rng.Uniform();
+        std::nth_element(draws.begin(), draws.begin() + (n - k), draws.end());
+        const double t = kappa.InverseSurvival(draws[static_cast<size_t>(n - k)]);
+        const double density = p.Density(t), dkappa = kappa.KappaDerivative(t);
+        const double weight =
+            density / dkappa * (w != nullptr ? w->Weight(t) : 1.0) / static_cast<double>(n + 1);
+        if (!(std::isfinite(weight) && weight >= 0.0)) {
+          bad[static_cast<size_t>(b)] = {k, t, density, dkappa, weight};
+          break;
+        }
+        tb->gap_times[static_cast<size_t>(g0 + k)] = t;
+        tb->gap_weights[static_cast<size_t>(g0 + k)] = static_cast<float>(weight);
       }
-      tb->gap_times.push_back(t);
-      tb->gap_weights.push_back(static_cast<float>(weight));
     }
+  });
+  for (int64_t b = 0; b < num_sequences; ++b) {
+    const BadGap& e = bad[static_cast<size_t>(b)];
+    if (e.k < 0) continue;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "per-gap time weight of sequence ", b, " gap ", e.k, " at t = ", e.t, " is ", e.weight,
+        " (density ", e.density, ", kappa' ", e.dkappa,
+        "); the time distribution needs a finite density, and none where kappa is flat"));
   }
   return absl::OkStatus();
 }
