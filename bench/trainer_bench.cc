@@ -111,6 +111,8 @@ BENCHMARK(BM_TrainerStep_Cpu)
     ->Args({2, 64, 2, 1})
     ->Args({1, 64, 2, 2})
     ->Args({2, 64, 2, 2})
+    ->Args({1, 64, 4, 2})
+    ->Args({2, 64, 4, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
