@@ -149,8 +149,9 @@ struct ChunkView {
   S* tfeat;   // nseq x f time features
   S* temb;    // nseq x te time embeddings
   S* x;       // rows x d residual stream
-  // time_at_heads only (else empty); gap rows are the chunk's rows - nseq
-  // gaps in batch order.
+  // time_at_heads only (else empty); the gap buffers have one row per gap
+  // row of the chunk (rows - nseq of them, in batch order; none without a
+  // gap head).
   S* gfeat;       // gaps x f time features of the gap rows
   S* gemb;        // gaps x 2d [gamma, beta] of the gap rows
   S* mt;          // rows x d modulated token-head input
@@ -180,7 +181,7 @@ int64_t CarveChunk(S* base, const Dims& d, const ChunkDims& c, ChunkView<S>* vie
   v.tfeat = bump.Take(c.nseq * d.f);
   v.temb = bump.Take(c.nseq * d.te);
   v.x = bump.Take(c.rows * d.d);
-  const int64_t gaps = d.th ? c.rows - c.nseq : 0, mrows = d.th ? c.rows : 0;
+  const int64_t gaps = d.th && d.cg > 0 ? c.rows - c.nseq : 0, mrows = d.th ? c.rows : 0;
   v.gfeat = bump.Take(gaps * d.f);
   v.gemb = bump.Take(gaps * 2 * d.d);
   v.mt = bump.Take(mrows * d.d);

@@ -25,6 +25,7 @@
 #include "jumpflow/processes/dfm.h"
 #include "jumpflow/processes/edit_flow.h"
 #include "jumpflow/samplers/sampler.h"
+#include "jumpflow/time_distribution.h"
 #include "kernels/philox.h"
 #include "sequences/file_util.h"
 
@@ -205,6 +206,68 @@ INSTANTIATE_TEST_SUITE_P(
                       LossCase{"edit_pairs_gate", TrainProcess::kEdit, true, true},
                       LossCase{"branching", TrainProcess::kBranching, false}),
     [](const ::testing::TestParamInfo<LossCase>& info) { return std::string(info.param.name); });
+
+// With per-gap times every gap row's loss uses its own time (the survival
+// scale S(t_g)): the batch loss equals the sum over gaps of the loss of a
+// copy whose sequence has that gap's time and whose other gaps weigh 0.
+TEST(BatchLossTest, PerGapTimesScaleEachGapAtItsOwnTime) {
+  const Vocabulary vocab = Letters();
+  const int32_t v = vocab.size();
+  std::vector<std::vector<Token>> x1;
+  for (size_t i = 0; i < 4; ++i) x1.push_back(*vocab.Encode(Words()[i]));
+  const SequenceBatch x1b = *SequenceBatch::FromVectors(x1, v);
+  std::shared_ptr<const Scheduler> sched(*MakeScheduler("poly:3"));
+  std::unique_ptr<TimeDistribution> p = *MakeTimeDistribution("beta:3,1");
+  EditFlowOptions opt;
+  opt.vocab_size = v;
+  opt.insertion_order = InsertionOrder::kLeftToRight;
+  opt.all_prefixes = true;
+  opt.gap_time_distribution = p.get();
+  absl::StatusOr<TrainingBatch> tb =
+      MakeEditFlowBatch(x1b, BatchTimes::Constant(0.5), *sched, opt, 9);
+  ASSERT_TRUE(tb.ok()) << tb.status();
+  OutputHeads heads;
+  heads.process = ProcessKind::kEdit;
+  heads.insertion_only = true;
+  heads.insert_scale = sched;
+  const HeadLayout layout = MakeHeadLayout(ProcessKind::kEdit, v);
+  Transformer::Outputs out;
+  out.num_tokens = tb->x_t.num_tokens();
+  out.num_gaps = tb->x_t.num_gaps();
+  out.token_columns = layout.token_columns;
+  out.gap_columns = layout.gap_columns;
+  PhiloxStream rng(12, 0, kPurposeUser);
+  out.token_out.resize(static_cast<size_t>(out.num_tokens * out.token_columns));
+  out.gap_out.resize(static_cast<size_t>(out.num_gaps * out.gap_columns));
+  for (float& z : out.token_out) z = static_cast<float>(rng.Normal());
+  for (float& z : out.gap_out) z = static_cast<float>(rng.Normal());
+  std::vector<float> d_token(out.token_out.size()), d_gap(out.gap_out.size());
+  const double total = *BatchLoss(*tb, heads, out, d_token, d_gap);
+
+  double sum = 0.0;
+  for (int64_t b = 0; b < x1b.num_sequences(); ++b) {
+    for (int64_t j = 0; j <= x1b.length(b); ++j) {
+      const int64_t g = x1b.offsets()[b] + b + j;
+      TrainingBatch one = *tb;
+      one.gap_times.clear();
+      one.x_t.set_time(b, tb->gap_times[static_cast<size_t>(g)]);
+      std::fill(one.gap_weights.begin(), one.gap_weights.end(), 0.0f);
+      one.gap_weights[static_cast<size_t>(g)] = tb->gap_weights[static_cast<size_t>(g)];
+      absl::StatusOr<double> l = BatchLoss(one, heads, out, d_token, d_gap);
+      ASSERT_TRUE(l.ok()) << l.status();
+      sum += *l;
+    }
+  }
+  EXPECT_NEAR(total, sum, 1e-5 * std::fabs(sum));
+  // Not vacuous: at the sequences' own time the loss differs.
+  TrainingBatch shared = *tb;
+  shared.gap_times.clear();
+  EXPECT_GT(std::fabs(*BatchLoss(shared, heads, out, d_token, d_gap) - total),
+            1e-3 * std::fabs(total));
+  // A gap-time count that does not match the gaps is an error.
+  shared.gap_times.assign(3, 0.5);
+  EXPECT_FALSE(BatchLoss(shared, heads, out, d_token, d_gap).ok());
+}
 
 // Trained is a trainer run to its last step on the test words and the model
 // loaded back from the checkpoint it wrote.
