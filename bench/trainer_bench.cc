@@ -76,10 +76,10 @@ TrainerOptions BenchOptions(int threads, int dim, int layers, int order = 0) {
 // Trainer::Step().
 void BM_TrainerStep_Cpu(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
-  absl::StatusOr<Trainer> trainer =
-      Trainer::Create(BenchOptions(threads, static_cast<int>(state.range(1)),
-                                   static_cast<int>(state.range(2)), static_cast<int>(state.range(3))),
-                      Words());
+  absl::StatusOr<Trainer> trainer = Trainer::Create(
+      BenchOptions(threads, static_cast<int>(state.range(1)), static_cast<int>(state.range(2)),
+                   static_cast<int>(state.range(3))),
+      Words());
   if (!trainer.ok()) {
     state.SkipWithError(std::string(trainer.status().message()).c_str());
     return;

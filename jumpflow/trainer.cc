@@ -168,7 +168,8 @@ absl::StatusOr<double> BatchLossImpl(const TrainingBatch& tb, const OutputHeads&
     dst->clear();
     if (sched == nullptr) return;
     if (gaps && !tb.gap_times.empty()) {  // per-gap times
-      for (double t : tb.gap_times) dst->push_back(static_cast<float>(OutputHeads::Scale(sched, t)));
+      for (double t : tb.gap_times)
+        dst->push_back(static_cast<float>(OutputHeads::Scale(sched, t)));
       return;
     }
     for (int64_t b = 0; b < nb; ++b) {

@@ -146,20 +146,20 @@ LayerActs<S> CarveLayer(Bump<S>& bump, const Dims& d, const ChunkDims& c) {
 template <typename S>
 struct ChunkView {
   ChunkDims dims;
-  S* tfeat;   // nseq x f time features
-  S* temb;    // nseq x te time embeddings
-  S* x;       // rows x d residual stream
+  S* tfeat;  // nseq x f time features
+  S* temb;   // nseq x te time embeddings
+  S* x;      // rows x d residual stream
   // time_at_heads only (else empty); the gap buffers have one row per gap
   // row of the chunk (rows - nseq of them, in batch order; none without a
   // gap head).
-  S* gfeat;       // gaps x f time features of the gap rows
-  S* gemb;        // gaps x 2d [gamma, beta] of the gap rows
-  S* mt;          // rows x d modulated token-head input
-  S *ml, *mr;     // gaps x d modulated gap-head inputs (left, right state)
-  S *dml, *dmr;   // gaps x d their gradients
-  S* gemb_grad;   // gaps x 2d gradient of the gap rows' [gamma, beta]
-  S* dtemb_seq;   // nseq x 2d gradient of the sequences' [gamma, beta]
-  S* layers;  // first layer's block
+  S* gfeat;      // gaps x f time features of the gap rows
+  S* gemb;       // gaps x 2d [gamma, beta] of the gap rows
+  S* mt;         // rows x d modulated token-head input
+  S *ml, *mr;    // gaps x d modulated gap-head inputs (left, right state)
+  S *dml, *dmr;  // gaps x d their gradients
+  S* gemb_grad;  // gaps x 2d gradient of the gap rows' [gamma, beta]
+  S* dtemb_seq;  // nseq x 2d gradient of the sequences' [gamma, beta]
+  S* layers;     // first layer's block
   int64_t layer_stride;
   S *xhatf, *rstdf, *hf;
   S* head;  // rows x max(ct, 2 cg): head scratch (forward and backward)
@@ -600,8 +600,8 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
           "per-gap times need a model with time_at_heads (its trunk sees no time)");
     }
     if (static_cast<int64_t>(gap_times.size()) != batch.num_gaps()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "got ", gap_times.size(), " gap times for ", batch.num_gaps(), " gap rows"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("got ", gap_times.size(), " gap times for ", batch.num_gaps(), " gap rows"));
     }
     for (size_t g = 0; g < gap_times.size(); ++g) {
       if (!(gap_times[g] >= 0.0 && gap_times[g] <= 1.0)) {
@@ -775,14 +775,15 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
           const CMapRow<S> gamma(v.temb + (b - b0) * d.te, d.d);
           const CMapRow<S> beta(v.temb + (b - b0) * d.te + d.d, d.d);
           for (int64_t i = 0; i < m; ++i) {
-            mt.row(s + i) = (hf.row(s + i).array() * (gamma.array() + S(1)) + beta.array()).matrix();
+            mt.row(s + i) =
+                (hf.row(s + i).array() * (gamma.array() + S(1)) + beta.array()).matrix();
           }
           s += m;
         }
       }
       MapMat<S> tmp(v.head, rows, d.ct);
-      tmp.noalias() = CMapMat<S>(d.th ? v.mt : v.hf, rows, d.d) *
-                      CMapMat<S>(P + off(tail + kTokW), d.d, d.ct);
+      tmp.noalias() =
+          CMapMat<S>(d.th ? v.mt : v.hf, rows, d.d) * CMapMat<S>(P + off(tail + kTokW), d.d, d.ct);
       const CMapRow<S> bias(P + off(tail + kTokB), d.ct);
       s = 0;
       for (int64_t b = b0; b < b1; ++b) {

@@ -83,6 +83,9 @@ absl::Status ValidateOptions(const SequenceBatch& x1, const EditFlowOptions& opt
       !options.all_prefixes) {
     return absl::InvalidArgumentError("per-gap times require all_prefixes");
   }
+  if (options.gap_time_weight != nullptr && options.gap_time_distribution == nullptr) {
+    return absl::InvalidArgumentError("gap_time_weight needs gap_time_distribution");
+  }
   if (options.alignment == EditAlignment::kUser && options.source != EditSource::kPairs) {
     return absl::InvalidArgumentError("EditAlignment::kUser requires EditSource::kPairs");
   }
@@ -144,9 +147,8 @@ absl::Status ValidateOptions(const SequenceBatch& x1, const EditFlowOptions& opt
 // PerGapTimes fills gap_times and gap_weights of an all-prefix batch (file
 // comment of edit_flow.h, "Per-gap times"), in parallel over sequences (each
 // has its own stream, so the result does not depend on the thread count).
-absl::Status PerGapTimes(const SequenceBatch& x1, const Scheduler& kappa,
-                         const TimeDistribution& p, const TimeWeight* w, uint64_t seed,
-                         TrainingBatch* tb) {
+absl::Status PerGapTimes(const SequenceBatch& x1, const Scheduler& kappa, const TimeDistribution& p,
+                         const TimeWeight* w, uint64_t seed, TrainingBatch* tb) {
   const int64_t num_sequences = x1.num_sequences();
   tb->gap_times.assign(static_cast<size_t>(tb->x_t.num_gaps()), 0.0);
   tb->gap_weights.assign(static_cast<size_t>(tb->x_t.num_gaps()), 0.0f);

@@ -334,7 +334,8 @@ TEST(TransformerTest, PerGapTimesEqualWholeSequenceTimes) {
         double diff = 0.0, change = 0.0;
         for (int64_t c = 0; c < gc; ++c) {
           diff = std::max(diff, std::abs(mixed.gap_out[g * gc + c] - whole.gap_out[g * gc + c]));
-          change = std::max(change, std::abs(mixed.gap_out[g * gc + c] - plain.gap_out[g * gc + c]));
+          change =
+              std::max(change, std::abs(mixed.gap_out[g * gc + c] - plain.gap_out[g * gc + c]));
         }
         EXPECT_LT(diff, 1e-12) << "gap " << g;
         min_change = std::min(min_change, change);
