@@ -82,6 +82,22 @@ struct LossCase {
 
 class BatchLossGradientTest : public ::testing::TestWithParam<LossCase> {};
 
+// RandomOutputs gives standard normal raw outputs for the rows of `x_t`.
+Transformer::Outputs RandomOutputs(const SequenceBatch& x_t, const HeadLayout& layout,
+                                   uint64_t seed) {
+  Transformer::Outputs out;
+  out.num_tokens = x_t.num_tokens();
+  out.num_gaps = x_t.num_gaps();
+  out.token_columns = layout.token_columns;
+  out.gap_columns = layout.gap_columns;
+  PhiloxStream rng(seed, 0, kPurposeUser);
+  out.token_out.resize(static_cast<size_t>(out.num_tokens * out.token_columns));
+  out.gap_out.resize(static_cast<size_t>(out.num_gaps * out.gap_columns));
+  for (float& z : out.token_out) z = static_cast<float>(rng.Normal());
+  for (float& z : out.gap_out) z = static_cast<float>(rng.Normal());
+  return out;
+}
+
 TEST_P(BatchLossGradientTest, MatchesFiniteDifferences) {
   const LossCase& param = GetParam();
   const Vocabulary vocab = Letters();
@@ -137,16 +153,7 @@ TEST_P(BatchLossGradientTest, MatchesFiniteDifferences) {
   ASSERT_GT(tb->x_t.num_tokens(), 0);
 
   const HeadLayout layout = MakeHeadLayout(heads.process, v, heads.insert_gate);
-  Transformer::Outputs out;
-  out.num_tokens = tb->x_t.num_tokens();
-  out.num_gaps = tb->x_t.num_gaps();
-  out.token_columns = layout.token_columns;
-  out.gap_columns = layout.gap_columns;
-  PhiloxStream rng(11, 0, kPurposeUser);
-  out.token_out.resize(static_cast<size_t>(out.num_tokens * out.token_columns));
-  out.gap_out.resize(static_cast<size_t>(out.num_gaps * out.gap_columns));
-  for (float& z : out.token_out) z = static_cast<float>(rng.Normal());
-  for (float& z : out.gap_out) z = static_cast<float>(rng.Normal());
+  Transformer::Outputs out = RandomOutputs(tb->x_t, layout, 11);
 
   std::vector<float> d_token(out.token_out.size()), d_gap(out.gap_out.size());
   absl::StatusOr<double> loss = BatchLoss(*tb, heads, out, d_token, d_gap);
@@ -230,17 +237,8 @@ TEST(BatchLossTest, PerGapTimesScaleEachGapAtItsOwnTime) {
   heads.process = ProcessKind::kEdit;
   heads.insertion_only = true;
   heads.insert_scale = sched;
-  const HeadLayout layout = MakeHeadLayout(ProcessKind::kEdit, v);
-  Transformer::Outputs out;
-  out.num_tokens = tb->x_t.num_tokens();
-  out.num_gaps = tb->x_t.num_gaps();
-  out.token_columns = layout.token_columns;
-  out.gap_columns = layout.gap_columns;
-  PhiloxStream rng(12, 0, kPurposeUser);
-  out.token_out.resize(static_cast<size_t>(out.num_tokens * out.token_columns));
-  out.gap_out.resize(static_cast<size_t>(out.num_gaps * out.gap_columns));
-  for (float& z : out.token_out) z = static_cast<float>(rng.Normal());
-  for (float& z : out.gap_out) z = static_cast<float>(rng.Normal());
+  const Transformer::Outputs out =
+      RandomOutputs(tb->x_t, MakeHeadLayout(ProcessKind::kEdit, v), 12);
   std::vector<float> d_token(out.token_out.size()), d_gap(out.gap_out.size());
   const double total = *BatchLoss(*tb, heads, out, d_token, d_gap);
 
