@@ -94,38 +94,36 @@ TEST(TransformerConfigTest, RejectsBadValuesNamingThem) {
   EXPECT_FALSE(ParseProcessName("diffusion").ok());
 }
 
-TEST(TransformerConfigTest, InsertGateIsOptionalAndEditOnly) {
-  TransformerConfig c = TinyConfig(ProcessKind::kEdit);
-  // Absent from configs written without it (old checkpoints): false.
-  EXPECT_EQ(c.Serialize().find("insert_gate"), std::string::npos);
-  c.insert_gate = true;
-  absl::StatusOr<TransformerConfig> back = TransformerConfig::Parse(c.Serialize());
-  ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_TRUE(back->insert_gate);
-  EXPECT_EQ(*back, c);
-  EXPECT_FALSE(TransformerConfig::Parse(
-                   absl::StrCat(TinyConfig(ProcessKind::kEdit).Serialize(), "insert_gate=yes\n"))
-                   .ok());
-  TransformerConfig dfm = TinyConfig(ProcessKind::kDfm);
-  dfm.insert_gate = true;
-  EXPECT_FALSE(dfm.Validate().ok());
-  // causal: the same rules.
-  TransformerConfig causal = TinyConfig(ProcessKind::kEdit);
-  EXPECT_EQ(causal.Serialize().find("causal"), std::string::npos);
-  causal.causal = true;
-  back = TransformerConfig::Parse(causal.Serialize());
-  ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(*back, causal);
-  dfm.insert_gate = false;
-  dfm.causal = true;
-  EXPECT_FALSE(dfm.Validate().ok());
-  // time_at_heads: optional, any process; it doubles the time projection.
+TEST(TransformerConfigTest, OptionalFlagsRoundTripAndKeepTheirProcessRules) {
+  // Each flag is absent from configs written without it (old checkpoints:
+  // false) and round-trips when set; insert_gate and causal are edit only,
+  // time_at_heads fits any process.
+  struct Flag {
+    const char* key;
+    bool TransformerConfig::*member;
+    bool edit_only;
+  };
+  for (const Flag& f : {Flag{"insert_gate", &TransformerConfig::insert_gate, true},
+                        Flag{"causal", &TransformerConfig::causal, true},
+                        Flag{"time_at_heads", &TransformerConfig::time_at_heads, false}}) {
+    SCOPED_TRACE(f.key);
+    TransformerConfig c = TinyConfig(ProcessKind::kEdit);
+    EXPECT_EQ(c.Serialize().find(f.key), std::string::npos);
+    c.*f.member = true;
+    absl::StatusOr<TransformerConfig> back = TransformerConfig::Parse(c.Serialize());
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_TRUE((*back).*f.member);
+    EXPECT_EQ(*back, c);
+    EXPECT_FALSE(TransformerConfig::Parse(
+                     absl::StrCat(TinyConfig(ProcessKind::kEdit).Serialize(), f.key, "=yes\n"))
+                     .ok());
+    TransformerConfig dfm = TinyConfig(ProcessKind::kDfm);
+    dfm.*f.member = true;
+    EXPECT_EQ(dfm.Validate().ok(), !f.edit_only);
+  }
+  // time_at_heads doubles the time projection ([gamma, beta]).
   TransformerConfig th = TinyConfig(ProcessKind::kDfm);
-  EXPECT_EQ(th.Serialize().find("time_at_heads"), std::string::npos);
   th.time_at_heads = true;
-  back = TransformerConfig::Parse(th.Serialize());
-  ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(*back, th);
   for (const ParameterGroup& g : TransformerParameterGroups(th)) {
     if (g.name == "time_weight" || g.name == "time_bias") {
       EXPECT_EQ(g.cols, 2 * th.dim) << g.name;
