@@ -46,6 +46,22 @@ inline std::string CudaMessage(cudaError_t e, const char* what) {
     }                                                                                             \
   } while (0)
 
+// RetainPoolMemory sets the current device's default memory pool (the one
+// cudaMallocAsync draws from) to keep freed memory for reuse instead of
+// returning it to the driver at every synchronisation (release threshold 0,
+// CUDA's default), so the per-call scratch and staging allocations below
+// are served from the pool. Once per device and process (device.cu); the
+// entry points call it before they allocate.
+std::string RetainPoolMemory();
+
+// CopyResultsBack copies `bytes` (at most kMaxResultBytes) of small results
+// from device memory `src` to host memory `dst` on `stream` and
+// synchronises the stream. The copy goes through a page-locked buffer of
+// the calling thread (device.cu): a copy straight into pageable memory is
+// staged by the driver and costs more than the copy itself.
+constexpr size_t kMaxResultBytes = 256;
+std::string CopyResultsBack(void* dst, const void* src, size_t bytes, cudaStream_t stream);
+
 // DeviceBuffer is a stream-ordered device allocation of n elements of T,
 // freed (stream-ordered) when it goes out of scope. Allocation failures are
 // returned by Allocate; the destructor ignores errors (nothing to report to).

@@ -32,26 +32,45 @@ constexpr int kWarpsPerBlock = 8;
 // WarpScanRow runs the canonical scan of z[0..v) (excluded x) with the
 // calling warp and leaves the result in *scan (shared memory, one per warp)
 // for every lane to read after the __syncwarp at its end.
-__device__ void WarpScanRow(const float* z, int64_t v, int32_t x, RowScan* scan) {
+//
+// kDepth is how many chunks each warp keeps in flight: the chunks go
+// through a ring of kDepth register buffers (indices fixed at compile time
+// by the unrolled inner loop), and a buffer is refilled with the chunk
+// kDepth ahead as soon as it has been reduced. On the H200 (ncu, kernel
+// alone) one chunk ahead had left the scans waiting on memory latency: at
+// V = 32768 depth 4 took SampleStep from 124 to 98 us and the Gillespie row
+// kernel from 122 to 93 us (depth 2: 104 / 104 us, depth 8: 105 / 99 us);
+// at V = 1024 (4 chunks a row) depth 2 was best (SampleStep 40 us; depth 4
+// costs registers, 118 instead of 64, and occupancy: 54 us).
+//
+// after_fetch() runs once the first chunks' loads are issued: work that
+// needs its own memory round trips (the sequence search of SampleStep)
+// overlaps with them.
+template <int kDepth, class AfterFetch>
+__device__ void WarpScanRow(const float* z, int64_t v, int32_t x, RowScan* scan,
+                            AfterFetch&& after_fetch) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
   bool fin = true;
-  float cur[kPerLane], nxt[kPerLane];
-  float cur_max = detail::LaneChunkLoad(z, v, 0, lane, cur, &fin);
-  float s = 0.0f, m = detail::NegInfF();
-  for (int64_t base = 0; base < v; base += kChunk) {
-    float nxt_max = detail::NegInfF();
-    const bool more = base + kChunk < v;
-    if (more) nxt_max = detail::LaneChunkLoad(z, v, base + kChunk, lane, nxt, &fin);
-    const float cmax = WarpMax(cur_max);
-    if (cmax > m) {
-      s = detail::MulF(s, detail::ChunkRescale(m, cmax));
-      m = cmax;
-    }
-    detail::LaneChunkAccumulate(cur, v, base, lane, x, m, &s);
-    if (more) {
+  float buf[kDepth][kPerLane];
 #pragma unroll
-      for (int i = 0; i < kPerLane; ++i) cur[i] = nxt[i];
-      cur_max = nxt_max;
+  for (int d = 0; d < kDepth; ++d) {
+    if (int64_t{d} * kChunk < v) detail::LaneChunkFetch(z, v, int64_t{d} * kChunk, lane, buf[d]);
+  }
+  after_fetch();
+  float s = 0.0f, m = detail::NegInfF();
+  for (int64_t base = 0; base < v; base += kDepth * kChunk) {
+#pragma unroll
+    for (int d = 0; d < kDepth; ++d) {
+      const int64_t chunk = base + int64_t{d} * kChunk;
+      if (chunk >= v) break;  // the same for the whole warp
+      const float cmax = WarpMax(detail::LaneChunkMax(buf[d], v, chunk, lane, &fin));
+      if (cmax > m) {
+        s = detail::MulF(s, detail::ChunkRescale(m, cmax));
+        m = cmax;
+      }
+      detail::LaneChunkAccumulate(buf[d], v, chunk, lane, x, m, &s);
+      const int64_t ahead = chunk + int64_t{kDepth} * kChunk;
+      if (ahead < v) detail::LaneChunkFetch(z, v, ahead, lane, buf[d]);
     }
   }
   const bool all_finite = __all_sync(kFullMask, fin) != 0;
@@ -62,6 +81,15 @@ __device__ void WarpScanRow(const float* z, int64_t v, int32_t x, RowScan* scan)
   }
   __syncwarp();
 }
+
+template <int kDepth>
+__device__ void WarpScanRow(const float* z, int64_t v, int32_t x, RowScan* scan) {
+  WarpScanRow<kDepth>(z, v, x, scan, [] {});
+}
+
+// kDeepScanMinVocab: rows of at least this many logits (16 chunks) are
+// scanned with depth 4, shorter ones with depth 2 (see WarpScanRow).
+constexpr int64_t kDeepScanMinVocab = 4096;
 
 // RowRateOf finishes a scanned row (on any lane: the same scalar code on the
 // shared scan gives every lane the same values); false when not finite.
@@ -119,18 +147,25 @@ __device__ int32_t WarpSelectToken(const float* z, int64_t v, int32_t x, const R
   return last;
 }
 
-// SequenceOf: the last b with offsets[b] <= r (upper bound - 1).
-__device__ int64_t SequenceOf(const int64_t* offsets, int64_t num_sequences, int64_t r) {
-  int64_t lo = 0, hi = num_sequences + 1;  // first index with offsets[i] > r in [lo, hi)
-  while (lo < hi) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    if (offsets[mid] <= r) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
+// WarpSequenceOf is the sequence of row r: the last b in [0, n) with
+// offsets[b] <= r (offsets nondecreasing, offsets[0] = 0 <= r). The warp
+// probes 32 evenly spaced offsets per round and keeps the span between the
+// last probe <= r and the next: ceil(log32(n)) dependent loads (2 for up to
+// 1024 sequences) instead of a binary search's log2(n).
+__device__ int64_t WarpSequenceOf(const int64_t* offsets, int64_t n, int64_t r) {
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  int64_t lo = 0, hi = n;  // the answer is in [lo, hi)
+  while (hi - lo > 1) {
+    const int64_t step = (hi - lo + kLanes - 1) / kLanes;
+    const int64_t probe = lo + lane * step;
+    const unsigned ok = __ballot_sync(kFullMask, probe < hi && offsets[probe] <= r);
+    // The lanes with offsets[probe] <= r are a prefix (lane 0 always, as
+    // offsets[lo] <= r); a malformed offsets array still stays in range.
+    const int last = ok != 0 ? 31 - __clz(static_cast<int>(ok)) : 0;
+    lo += last * step;
+    hi = lo + step < hi ? lo + step : hi;
   }
-  return lo - 1;
+  return lo;
 }
 
 struct Counters {
@@ -138,7 +173,15 @@ struct Counters {
   unsigned long long first_nonfinite;  // all ones = none
 };
 
-__global__ void SampleStepKernel(SampleStepArgs a, Counters* counters) {
+// SampleStepKernel: one warp per row. The depth-2 kernel (short rows, many
+// of them) is compiled for 4 resident blocks per multiprocessor, i.e. at
+// most 64 registers a thread: left alone nvcc gave it 72, and occupancy
+// matters there (on the H200 at V = 1024 the scan at 118 registers ran 35%
+// slower than at 64). Long rows are few (2048 at V = 32768: 2 blocks per
+// multiprocessor), so the depth-4 kernel may use up to 128.
+template <int kDepth>
+__global__ void __launch_bounds__(32 * kWarpsPerBlock, kDepth == 2 ? 4 : 2)
+    SampleStepKernel(SampleStepArgs a, Counters* counters) {
   __shared__ RowScan scans[kWarpsPerBlock];
   __shared__ WarpSelect selects[kWarpsPerBlock];
   const int warp = static_cast<int>(threadIdx.x >> 5);
@@ -150,34 +193,37 @@ __global__ void SampleStepKernel(SampleStepArgs a, Counters* counters) {
   const float* raw_row = a.raw + r * cols;
   const float* z = raw_row + (HasRateColumn(a.parametrization) ? 1 : 0);
   const int32_t x = a.tokens != nullptr ? a.tokens[r] : -1;
+  const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
   RowScan* scan = &scans[warp];
-  WarpScanRow(z, v, x, scan);
+  // The row's sequence and what the draw needs of it do not depend on the
+  // row's logits: looked up while the scan's first loads are in flight.
+  double fire = 0.0;
+  uint32_t seq = 0, step = 0, pos = 0;
+  WarpScanRow<kDepth>(z, v, x, scan, [&] {
+    const int64_t b = WarpSequenceOf(a.offsets, a.num_sequences, r);
+    fire = a.fire[b];
+    seq = a.sequence_ids != nullptr ? a.sequence_ids[b]
+                                    : a.first_sequence_id + static_cast<uint32_t>(b);
+    step = a.steps != nullptr ? a.steps[b] : a.step;
+    pos = static_cast<uint32_t>(r - a.offsets[b]);
+  });
   // Every lane finishes the row (the same scalar code on the same shared
   // scan, so the same values) and joins the token choice.
-  const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
   double rate = 0.0, s_excl = 0.0;
   uint8_t jumped = 0;
   int32_t token = x;
   if (!RowRateOf(a.parametrization, raw_row, v, x, c, *scan, &rate, &s_excl)) {
     if (lane == 0) AtomicMinRow(&counters->first_nonfinite, r);
   } else {
-    const int64_t b = SequenceOf(a.offsets, a.num_sequences, r);
-    const double p =
-        detail::JumpProbabilityOf(a.jump == JumpProbability::kExponential, rate, a.fire[b]);
-    if (p > 0.0) {
-      const uint32_t seq = a.sequence_ids != nullptr
-                               ? a.sequence_ids[b]
-                               : a.first_sequence_id + static_cast<uint32_t>(b);
-      const uint32_t step = a.steps != nullptr ? a.steps[b] : a.step;
-      const detail::EventUniforms u = detail::KeyedUniforms(
-          a.seed, seq, a.stream, step, static_cast<uint32_t>(r - a.offsets[b]));
-      if (u.first < p) {
-        const int32_t t = WarpSelectToken(z, v, x, *scan, s_excl, u.second, &selects[warp]);
-        if (t >= 0) {
-          jumped = 1;
-          token = t;
-          if (lane == 0) atomicAdd(&counters->events, 1ull);
-        }
+    const double p = detail::JumpProbabilityOf(a.jump == JumpProbability::kExponential, rate, fire);
+    const detail::EventUniforms u =
+        p > 0.0 ? detail::KeyedUniforms(a.seed, seq, a.stream, step, pos) : detail::EventUniforms{};
+    if (p > 0.0 && u.first < p) {
+      const int32_t t = WarpSelectToken(z, v, x, *scan, s_excl, u.second, &selects[warp]);
+      if (t >= 0) {
+        jumped = 1;
+        token = t;
+        if (lane == 0) atomicAdd(&counters->events, 1ull);
       }
     }
   }
@@ -193,6 +239,7 @@ __global__ void SampleStepKernel(SampleStepArgs a, Counters* counters) {
 // (a latency-bound walk over the whole row). Below it rescanning is cheaper.
 constexpr int64_t kStoreScanMinVocab = 1024;
 
+template <int kDepth>
 __global__ void GillespieRowsKernel(GillespieArgs a, Counters* counters, RowScan* stored) {
   __shared__ RowScan scans[kWarpsPerBlock];
   const int warp = static_cast<int>(threadIdx.x >> 5);
@@ -204,7 +251,7 @@ __global__ void GillespieRowsKernel(GillespieArgs a, Counters* counters, RowScan
   const float* raw_row = a.raw + r * cols;
   const int32_t x = a.tokens != nullptr ? a.tokens[r] : -1;
   RowScan* scan = &scans[warp];
-  WarpScanRow(raw_row + (HasRateColumn(a.parametrization) ? 1 : 0), v, x, scan);
+  WarpScanRow<kDepth>(raw_row + (HasRateColumn(a.parametrization) ? 1 : 0), v, x, scan);
   if (stored != nullptr) {
     stored[r].lane[lane] = scan->lane[lane];
     if (lane == 0) {
@@ -221,8 +268,8 @@ __global__ void GillespieRowsKernel(GillespieArgs a, Counters* counters, RowScan
   a.row_rate[r] = rate;
 }
 
-__global__ void GillespieSelectKernel(GillespieArgs a, Counters* counters,
-                                      const RowScan* stored) {
+template <int kDepth>
+__global__ void GillespieSelectKernel(GillespieArgs a, Counters* counters, const RowScan* stored) {
   __shared__ RowScan scans[kWarpsPerBlock];
   __shared__ WarpSelect selects[kWarpsPerBlock];
   __shared__ double staged[kWarpsPerBlock][kLanes];
@@ -292,7 +339,7 @@ __global__ void GillespieSelectKernel(GillespieArgs a, Counters* counters,
     }
     __syncwarp();
   } else {
-    WarpScanRow(z, v, x, scan);
+    WarpScanRow<kDepth>(z, v, x, scan);
   }
   const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
   double rate = 0.0, s_excl = 0.0;
@@ -308,10 +355,11 @@ unsigned BlocksFor(int64_t n) {
   return static_cast<unsigned>((n + kWarpsPerBlock - 1) / kWarpsPerBlock);
 }
 
-// ReadCounters copies the counters back and synchronises the stream.
-std::string ReadCounters(const Counters* d, cudaStream_t stream, Counters* h) {
-  JUMPFLOW_CUDA_TRY(cudaMemcpyAsync(h, d, sizeof(Counters), cudaMemcpyDeviceToHost, stream));
-  JUMPFLOW_CUDA_TRY(cudaStreamSynchronize(stream));
+// InitCounters sets events = 0 and first_nonfinite = all ones (memsets:
+// no host-to-device copy from pageable memory).
+std::string InitCounters(Counters* d, cudaStream_t stream) {
+  JUMPFLOW_CUDA_TRY(cudaMemsetAsync(&d->events, 0, sizeof(d->events), stream));
+  JUMPFLOW_CUDA_TRY(cudaMemsetAsync(&d->first_nonfinite, 0xff, sizeof(d->first_nonfinite), stream));
   return {};
 }
 
@@ -330,6 +378,7 @@ bool IsDevicePointer(const void* p) {
 std::string SampleStepCuda(const SampleStepArgs& args, bool host, SampleStepResult* result) {
   *result = SampleStepResult{};
   if (args.rows <= 0) return {};
+  JUMPFLOW_STAGE(RetainPoolMemory());
   cudaStream_t stream = static_cast<cudaStream_t>(args.cuda_stream);
   const size_t nr = static_cast<size_t>(args.rows);
   const size_t nb = static_cast<size_t>(args.num_sequences);
@@ -352,9 +401,7 @@ std::string SampleStepCuda(const SampleStepArgs& args, bool host, SampleStepResu
   JUMPFLOW_STAGE(row_rate.Output(args.row_rate, nr, host));
   DeviceBuffer<Counters> counters(stream);
   JUMPFLOW_CUDA_TRY(counters.Allocate(1));
-  const Counters init{0ull, ~0ull};
-  JUMPFLOW_CUDA_TRY(
-      cudaMemcpyAsync(counters.get(), &init, sizeof(init), cudaMemcpyHostToDevice, stream));
+  JUMPFLOW_STAGE(InitCounters(counters.get(), stream));
 
   SampleStepArgs d = args;
   d.raw = raw.get();
@@ -367,13 +414,18 @@ std::string SampleStepCuda(const SampleStepArgs& args, bool host, SampleStepResu
   d.jumped = jumped.get();
   d.new_token = new_token.get();
   d.row_rate = row_rate.get();
-  SampleStepKernel<<<BlocksFor(args.rows), 32 * kWarpsPerBlock, 0, stream>>>(d, counters.get());
+  const unsigned grid = BlocksFor(args.rows), threads = 32 * kWarpsPerBlock;
+  if (args.vocab >= kDeepScanMinVocab) {
+    SampleStepKernel<4><<<grid, threads, 0, stream>>>(d, counters.get());
+  } else {
+    SampleStepKernel<2><<<grid, threads, 0, stream>>>(d, counters.get());
+  }
   JUMPFLOW_CUDA_TRY_LAUNCH("SampleStepKernel");
   JUMPFLOW_STAGE(jumped.CopyBack());
   JUMPFLOW_STAGE(new_token.CopyBack());
   JUMPFLOW_STAGE(row_rate.CopyBack());
   Counters h{};
-  JUMPFLOW_STAGE(ReadCounters(counters.get(), stream, &h));
+  JUMPFLOW_STAGE(CopyResultsBack(&h, counters.get(), sizeof(h), stream));
   result->jumps = static_cast<int64_t>(h.events);
   result->first_nonfinite_row =
       h.first_nonfinite == ~0ull ? -1 : static_cast<int64_t>(h.first_nonfinite);
@@ -383,6 +435,7 @@ std::string SampleStepCuda(const SampleStepArgs& args, bool host, SampleStepResu
 std::string GillespieCuda(const GillespieArgs& args, bool host, GillespieResult* result) {
   *result = GillespieResult{};
   if (args.num_sequences <= 0) return {};
+  JUMPFLOW_STAGE(RetainPoolMemory());
   cudaStream_t stream = static_cast<cudaStream_t>(args.cuda_stream);
   const size_t nr = static_cast<size_t>(args.rows);
   const size_t nb = static_cast<size_t>(args.num_sequences);
@@ -405,9 +458,7 @@ std::string GillespieCuda(const GillespieArgs& args, bool host, GillespieResult*
   DeviceBuffer<RowScan> scans(stream);  // stored row scans (wide rows only)
   DeviceBuffer<Counters> counters(stream);
   JUMPFLOW_CUDA_TRY(counters.Allocate(1));
-  const Counters init{0ull, ~0ull};
-  JUMPFLOW_CUDA_TRY(
-      cudaMemcpyAsync(counters.get(), &init, sizeof(init), cudaMemcpyHostToDevice, stream));
+  JUMPFLOW_STAGE(InitCounters(counters.get(), stream));
 
   GillespieArgs d = args;
   d.raw = raw.get();
@@ -424,11 +475,17 @@ std::string GillespieCuda(const GillespieArgs& args, bool host, GillespieResult*
     if (args.vocab >= kStoreScanMinVocab) {
       JUMPFLOW_CUDA_TRY(scans.Allocate(nr));
     }
-    GillespieRowsKernel<<<BlocksFor(args.rows), 32 * kWarpsPerBlock, 0, stream>>>(
-        d, counters.get(), scans.get());
+    const unsigned grid = BlocksFor(args.rows), threads = 32 * kWarpsPerBlock;
+    if (args.vocab >= kDeepScanMinVocab) {
+      GillespieRowsKernel<4><<<grid, threads, 0, stream>>>(d, counters.get(), scans.get());
+    } else {
+      GillespieRowsKernel<2><<<grid, threads, 0, stream>>>(d, counters.get(), scans.get());
+    }
     JUMPFLOW_CUDA_TRY_LAUNCH("GillespieRowsKernel");
   }
-  GillespieSelectKernel<<<BlocksFor(args.num_sequences), 32 * kWarpsPerBlock, 0, stream>>>(
+  // The select kernel scans a chosen row only when the rows kernel did not
+  // store the scans, i.e. for rows shorter than kStoreScanMinVocab.
+  GillespieSelectKernel<2><<<BlocksFor(args.num_sequences), 32 * kWarpsPerBlock, 0, stream>>>(
       d, counters.get(), scans.get());
   JUMPFLOW_CUDA_TRY_LAUNCH("GillespieSelectKernel");
   JUMPFLOW_STAGE(row_rate.CopyBack());
@@ -436,7 +493,7 @@ std::string GillespieCuda(const GillespieArgs& args, bool host, GillespieResult*
   JUMPFLOW_STAGE(position.CopyBack());
   JUMPFLOW_STAGE(token.CopyBack());
   Counters h{};
-  JUMPFLOW_STAGE(ReadCounters(counters.get(), stream, &h));
+  JUMPFLOW_STAGE(CopyResultsBack(&h, counters.get(), sizeof(h), stream));
   result->events = static_cast<int64_t>(h.events);
   result->first_nonfinite_row =
       h.first_nonfinite == ~0ull ? -1 : static_cast<int64_t>(h.first_nonfinite);

@@ -263,6 +263,7 @@ std::string LaunchForDivergence(const DeviceLossArgs& d, int64_t cols, cudaStrea
 std::string FusedLossCuda(const LossArgs<float>& args, bool host, LossResult* result) {
   *result = LossResult{};
   if (args.rows <= 0) return {};
+  JUMPFLOW_STAGE(RetainPoolMemory());
   cudaStream_t stream = static_cast<cudaStream_t>(args.cuda_stream);
   const int64_t rows = args.rows, v = args.targets_per_row;
   const int64_t cols = RawColumns(args.parametrization, v);
@@ -325,8 +326,7 @@ std::string FusedLossCuda(const LossArgs<float>& args, bool host, LossResult* re
   JUMPFLOW_STAGE(grad.CopyBack());
   JUMPFLOW_STAGE(row_loss.CopyBack());
   DeviceResults h{};
-  JUMPFLOW_CUDA_TRY(cudaMemcpyAsync(&h, res, sizeof(h), cudaMemcpyDeviceToHost, stream));
-  JUMPFLOW_CUDA_TRY(cudaStreamSynchronize(stream));
+  JUMPFLOW_STAGE(CopyResultsBack(&h, res, sizeof(h), stream));
   result->sum = h.sum;
   result->active_rows = h.active;
   result->mean = h.active > 0 ? h.sum / static_cast<double>(h.active) : 0.0;

@@ -178,8 +178,7 @@ JUMPFLOW_HD int64_t SegmentLength(int64_t v) {
 }
 
 // SegmentSum is S_t of segment `seg` of lane `lane` (file comment).
-JUMPFLOW_HD double SegmentSum(const float* z, int64_t v, int32_t x, float zmax, int lane,
-                              int seg) {
+JUMPFLOW_HD double SegmentSum(const float* z, int64_t v, int32_t x, float zmax, int lane, int seg) {
   const int64_t len = SegmentLength(v), n = LaneLength(v, lane);
   const int64_t end = (seg + 1) * len < n ? (seg + 1) * len : n;
   double s = 0.0;
@@ -263,36 +262,48 @@ JUMPFLOW_HD int64_t SelectRow(const double* rates, int64_t n, double total, doub
   return last;
 }
 
-// LaneChunkLoad is the per-lane part of one chunk on the CUDA side (and in
-// the host emulation that tests it): lane j loads its kPerLane elements of
-// the chunk starting at `base` (-inf past the row end) and returns their max.
-JUMPFLOW_HD float LaneChunkLoad(const float* z, int64_t v, int64_t base, int lane, float* vals,
-                                bool* finite) {
+// LaneChunkFetch is the load half of the per-lane part of one chunk on the
+// CUDA side (and in the host emulation that tests it): lane j loads its
+// kPerLane elements of the chunk starting at `base` into vals (-inf past the
+// row end). Nothing here uses the loaded values, so a warp can issue the
+// loads of several chunks before it waits for the first (events.cu).
+JUMPFLOW_HD void LaneChunkFetch(const float* z, int64_t v, int64_t base, int lane, float* vals) {
+  if (base + kChunk <= v) {
+    for (int i = 0; i < kPerLane; ++i) vals[i] = z[base + lane + kLanes * i];
+    return;
+  }
+  for (int i = 0; i < kPerLane; ++i) {
+    const int64_t k = base + lane + static_cast<int64_t>(kLanes) * i;
+    vals[i] = k < v ? z[k] : NegInfF();
+  }
+}
+
+// LaneChunkMax is the other half: the max of lane j's fetched elements of
+// the chunk at `base`; clears *finite when one of them (within the row) is
+// inf or NaN. A max is exact, so the warp max of these is the chunk max
+// in any order.
+JUMPFLOW_HD float LaneChunkMax(const float* vals, int64_t v, int64_t base, int lane, bool* finite) {
   float m = NegInfF();
   if (base + kChunk <= v) {
-    // A full chunk: unconditional loads, one finiteness test.
+    // A full chunk: one finiteness test.
     float check = 0.0f;
     for (int i = 0; i < kPerLane; ++i) {
-      const float val = z[base + lane + kLanes * i];
-      check += val - val;  // 0 unless some value is inf or NaN
-      vals[i] = val;
-      m = MaxF(m, val);
+      check += vals[i] - vals[i];  // 0 unless some value is inf or NaN
+      m = MaxF(m, vals[i]);
     }
     if (!(check == 0.0f)) *finite = false;
     return m;
   }
   for (int i = 0; i < kPerLane; ++i) {
     const int64_t k = base + lane + static_cast<int64_t>(kLanes) * i;
-    const float val = k < v ? z[k] : NegInfF();
-    if (k < v && !(val - val == 0.0f)) *finite = false;
-    vals[i] = val;
-    m = MaxF(m, val);
+    if (k < v && !(vals[i] - vals[i] == 0.0f)) *finite = false;
+    m = MaxF(m, vals[i]);
   }
   return m;
 }
 
 // LaneChunkAccumulate adds lane j's elements of the chunk at `base` (values
-// from LaneChunkLoad) to its sum *s, after the chunk's rescale.
+// from LaneChunkFetch) to its sum *s, after the chunk's rescale.
 JUMPFLOW_HD void LaneChunkAccumulate(const float* vals, int64_t v, int64_t base, int lane,
                                      int32_t x, float m, float* s) {
   if (base + kChunk <= v && (x < base || x >= base + kChunk)) {

@@ -67,10 +67,27 @@ TEST(CudaEventsTest, SampleStepMatchesCpuBitwise) {
   }
 }
 
+// Over 1024 sequences (three rounds of the warp's 32-way sequence search),
+// about one in seven empty.
+TEST(CudaEventsTest, SampleStepManySequencesMatchesCpuBitwise) {
+  JUMPFLOW_SKIP_WITHOUT_GPU();
+  const Batch bt = MakeBatch(Parametrization::kSoftmax, 1500, 4, 40, 7, 0.5);
+  StepOut cpu, gpu;
+  cpu.result = SampleStepCpu(StepArgs(bt, &cpu, 11, true, true, JumpProbability::kLinear));
+  const absl::StatusOr<SampleStepResult> r =
+      SampleStep(Backend::kCuda, StepArgs(bt, &gpu, 11, true, true, JumpProbability::kLinear));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(cpu.result.jumps, 100);
+  EXPECT_EQ(r->jumps, cpu.result.jumps);
+  ExpectSameBits(cpu.jumped, gpu.jumped, "jumped");
+  ExpectSameBits(cpu.token, gpu.token, "new_token");
+  ExpectSameBits(cpu.rate, gpu.rate, "row_rate");
+}
+
 TEST(CudaEventsTest, GillespieMatchesCpuBitwise) {
   JUMPFLOW_SKIP_WITHOUT_GPU();
   uint64_t seed = 50;
-  for (int64_t v : {7, 300, 2048}) {
+  for (int64_t v : {7, 300, 2048, 5000}) {
     for (Parametrization p : kEventParams) {
       const Batch bt = MakeBatch(p, 57, 70, v, seed++);
       GillespieOut cpu, gpu;

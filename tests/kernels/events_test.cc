@@ -256,7 +256,8 @@ TEST(SampleStepTest, MatchesReferenceBitForBit) {
 }
 
 // The CUDA backend runs the scan as 32 lanes loading 8 elements per chunk
-// (detail::LaneChunkLoad / LaneChunkAccumulate, a warp max between them);
+// (detail::LaneChunkFetch, LaneChunkMax and LaneChunkAccumulate, a warp max
+// between the last two);
 // emulated here lane by lane, it must give the CPU backend's bits.
 TEST(SampleStepTest, HostEmulationOfCudaWarpScanMatchesCpu) {
   uint64_t seed = 300;
@@ -277,7 +278,8 @@ TEST(SampleStepTest, HostEmulationOfCudaWarpScanMatchesCpu) {
         for (int64_t base = 0; base < v; base += detail::kChunk) {
           float cmax = detail::NegInfF();
           for (int lane = 0; lane < 32; ++lane) {
-            cmax = std::max(cmax, detail::LaneChunkLoad(z, v, base, lane, vals[lane], &fin));
+            detail::LaneChunkFetch(z, v, base, lane, vals[lane]);
+            cmax = std::max(cmax, detail::LaneChunkMax(vals[lane], v, base, lane, &fin));
           }
           if (cmax > m) {
             for (float& s : scan.lane) s = MulF(s, detail::ChunkRescale(m, cmax));
