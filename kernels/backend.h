@@ -5,7 +5,10 @@
 // the reference; the CUDA backend (kernels/cuda/) is built when nvcc is found
 // (JUMPFLOW_CUDA=AUTO|ON) and must match the CPU results. Asking for CUDA when
 // it was not built, or when no GPU is present, is an error, never a silent
-// fallback.
+// fallback. The CUDA backend's scratch memory is stream-ordered
+// (cudaMallocAsync); its first call on a device raises the release
+// threshold of that device's default memory pool so freed memory stays in
+// the pool (a process-wide setting; see kernels/cuda/cuda_util.cuh).
 //
 // Example:
 //   JUMPFLOW_ASSIGN_OR_RETURN(Backend b, ParseBackend(flag_value));

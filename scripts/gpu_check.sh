@@ -134,11 +134,12 @@ if command -v ncu >/dev/null 2>&1; then
   # Columns after our prefix: ID, Process ID, Process Name, Host Name, Kernel Name, Context,
   # Stream, Block Size, Grid Size, Device, CC, Section Name, Metric Name, Metric Unit, Value.
   python3 - "$RESULTS/ncu.csv" <<'PY' | tee "$RESULTS/ncu_summary.txt"
-import csv, sys, collections
+import csv, sys, collections, re
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10 and r[1] != "ID"]
 acc = collections.defaultdict(dict)
 for r in rows:
-    key = (r[0], r[1], r[5].split("(")[0].split("<")[0].strip())
+    name = re.search(r"(\w+Kernel)", r[5])  # the short name of a (templated) kernel
+    key = (r[0], r[1], name.group(1) if name else r[5][:24])
     unit, value = r[-2], float(r[-1].replace(",", ""))
     scale = {"byte": 1, "Kbyte": 1e3, "Mbyte": 1e6, "Gbyte": 1e9, "ns": 1e-9, "nsecond": 1e-9,
              "us": 1e-6, "usecond": 1e-6, "ms": 1e-3, "msecond": 1e-3, "s": 1.0,
