@@ -115,7 +115,8 @@ void ScatterColumns(const std::vector<float>& src, int64_t rows, int64_t stride,
 
 absl::StatusOr<double> BatchLossImpl(const TrainingBatch& tb, const OutputHeads& heads,
                                      const Transformer::Outputs& out, std::span<float> d_token,
-                                     std::span<float> d_gap, LossScratch* s) {
+                                     std::span<float> d_gap, kernels::Backend device,
+                                     LossScratch* s) {
   const SequenceBatch& x = tb.x_t;
   const int64_t nb = x.num_sequences(), nt = x.num_tokens(), ng = x.num_gaps();
   if (tb.process != heads.process) {
@@ -202,8 +203,8 @@ absl::StatusOr<double> BatchLossImpl(const TrainingBatch& tb, const OutputHeads&
     in.row_scales = scales;
     in.excluded_cols = s->excluded;
     in.row_mask = s->mask_rows;  // empty unless heads.frozen_unmasked
-    absl::StatusOr<LossResult> r =
-        ComputeLoss(LossSpec{p, Divergence::kPoisson, Reduction::kSum}, in, s->compact_grad);
+    absl::StatusOr<LossResult> r = ComputeLoss(
+        LossSpec{p, Divergence::kPoisson, Reduction::kSum, device}, in, s->compact_grad);
     if (!r.ok()) return Annotate(r.status(), StrCat(name, " loss: "));
     total += r->sum;
     ScatterColumns(s->compact_grad, nt, tc, first, width, d_token);
@@ -220,8 +221,8 @@ absl::StatusOr<double> BatchLossImpl(const TrainingBatch& tb, const OutputHeads&
     in.row_weights = s->token_weights;
     in.row_scales = scales;
     in.row_mask = mask;
-    absl::StatusOr<LossResult> r =
-        ScalarRowLoss(LossSpec{p, d, Reduction::kSum}, s->scalar_raw, targets, in, s->scalar_grad);
+    absl::StatusOr<LossResult> r = ScalarRowLoss(LossSpec{p, d, Reduction::kSum, device},
+                                                 s->scalar_raw, targets, in, s->scalar_grad);
     if (!r.ok()) return Annotate(r.status(), StrCat(name, " loss: "));
     total += r->sum;
     for (int64_t r2 = 0; r2 < nt; ++r2)
@@ -242,7 +243,7 @@ absl::StatusOr<double> BatchLossImpl(const TrainingBatch& tb, const OutputHeads&
       in.sparse_targets = &tb.insert_targets;
       in.row_weights = s->gap_weights;
       in.row_scales = s->gap_scale;
-      const LossSpec spec{heads.RateSoftmax(), Divergence::kPoisson, Reduction::kSum};
+      const LossSpec spec{heads.RateSoftmax(), Divergence::kPoisson, Reduction::kSum, device};
       if (!heads.insert_gate) {
         absl::StatusOr<LossResult> r = ComputeLoss(spec, in, d_gap);
         if (!r.ok()) return Annotate(r.status(), "insertion loss: ");
@@ -368,6 +369,7 @@ absl::Status TrainerOptions::Validate() const {
   }
   if (log_every < 1) return InvalidArgumentError(StrCat("log_every must be >= 1, got ", log_every));
   if (threads < 0) return InvalidArgumentError(StrCat("threads must be >= 0, got ", threads));
+  JUMPFLOW_RETURN_IF_ERROR(kernels::CheckBackendAvailable(device));
   if (!(std::isfinite(bound_factor) && bound_factor >= 1.0)) {
     return InvalidArgumentError(StrCat("bound factor must be finite and >= 1, got ", bound_factor));
   }
@@ -421,9 +423,10 @@ uint64_t DataFingerprint(const Dataset& data, const std::vector<std::vector<Toke
 
 absl::StatusOr<double> BatchLoss(const TrainingBatch& batch, const OutputHeads& heads,
                                  const Transformer::Outputs& out, std::span<float> d_token,
-                                 std::span<float> d_gap) {
+                                 std::span<float> d_gap, kernels::Backend device) {
+  JUMPFLOW_RETURN_IF_ERROR(kernels::CheckBackendAvailable(device));
   LossScratch scratch;
-  return BatchLossImpl(batch, heads, out, d_token, d_gap, &scratch);
+  return BatchLossImpl(batch, heads, out, d_token, d_gap, device, &scratch);
 }
 
 // ---------------------------------------------------------------------------
@@ -886,6 +889,7 @@ absl::StatusOr<Trainer> Trainer::Resume(const std::string& path, Dataset data,
   if (overrides.checkpoint_every >= 0) o.checkpoint_every = overrides.checkpoint_every;
   if (overrides.log_every >= 0) o.log_every = overrides.log_every;
   if (overrides.threads >= 0) o.threads = overrides.threads;
+  o.device = overrides.device;
   if (!overrides.checkpoint_path.empty()) o.checkpoint_path = overrides.checkpoint_path;
   o.log_path = overrides.log_path;
 
@@ -960,7 +964,7 @@ absl::StatusOr<StepStats> Trainer::Step() {
   m.d_token.resize(m.outputs.token_out.size());
   m.d_gap.resize(m.outputs.gap_out.size());
   absl::StatusOr<double> loss =
-      BatchLossImpl(*tb, m.heads, m.outputs, m.d_token, m.d_gap, &m.scratch);
+      BatchLossImpl(*tb, m.heads, m.outputs, m.d_token, m.d_gap, m.options.device, &m.scratch);
   if (!loss.ok()) return Annotate(loss.status(), where);
   m.grad.assign(static_cast<size_t>(m.model->NumParameters()), 0.0f);
   s = m.model->Backward(m.d_token, m.d_gap, &m.workspace, m.grad);
@@ -1001,7 +1005,7 @@ absl::StatusOr<double> Trainer::EvalLoss() {
     m.d_token.resize(m.outputs.token_out.size());
     m.d_gap.resize(m.outputs.gap_out.size());
     absl::StatusOr<double> loss =
-        BatchLossImpl(tb, m.heads, m.outputs, m.d_token, m.d_gap, &m.scratch);
+        BatchLossImpl(tb, m.heads, m.outputs, m.d_token, m.d_gap, m.options.device, &m.scratch);
     if (!loss.ok()) return Annotate(loss.status(), StrCat("eval at step ", m.step, ": "));
     total += *loss * static_cast<double>(indices.size());
   }

@@ -114,6 +114,7 @@
 #include "jumpflow/model/transformer.h"
 #include "jumpflow/processes/edit_flow.h"
 #include "jumpflow/training_batch.h"
+#include "kernels/backend.h"
 #include "sequences/dataset.h"
 
 namespace jumpflow {
@@ -205,6 +206,12 @@ struct TrainerOptions {
   uint64_t seed = 1;
   // oneTBB parallelism cap (0 = default); does not change results.
   int threads = 0;
+  // Where the fused loss + gradient kernels run (kernels/loss.h). kCuda
+  // copies each step's model outputs to the GPU and the gradients back (the
+  // model itself stays on the CPU), so it pays only for very wide heads;
+  // losses agree with the CPU backend to ~1e-5 relative, not bit for bit.
+  // A runtime choice: not saved in checkpoints (ResumeOverrides::device).
+  kernels::Backend device = kernels::Backend::kCpu;
   // Thinning bound factor recorded for samplers (model_rate.h).
   double bound_factor = TransformerRateModel::kDefaultBoundFactor;
 
@@ -259,6 +266,8 @@ struct ResumeOverrides {
   int64_t checkpoint_every = -1;
   int64_t log_every = -1;
   int threads = -1;
+  // Loss kernels' backend (TrainerOptions::device); the CPU unless given.
+  kernels::Backend device = kernels::Backend::kCpu;
   std::string checkpoint_path;
   std::string log_path;
 };
@@ -334,9 +343,11 @@ class Trainer {
 // outputs into `d_token` (out.token_out.size()) and `d_gap`
 // (out.gap_out.size()); both are overwritten. Errors: shape mismatches,
 // non-finite outputs or targets (InvalidArgument naming the term and row).
+// `device` is where the loss kernels run (TrainerOptions::device).
 absl::StatusOr<double> BatchLoss(const TrainingBatch& batch, const OutputHeads& heads,
                                  const Transformer::Outputs& out, std::span<float> d_token,
-                                 std::span<float> d_gap);
+                                 std::span<float> d_gap,
+                                 kernels::Backend device = kernels::Backend::kCpu);
 
 // SplitData returns (train, held_out) exactly as a Trainer with this
 // fraction and seed splits `data` (for evaluating novelty against the

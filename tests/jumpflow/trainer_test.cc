@@ -26,8 +26,10 @@
 #include "jumpflow/processes/edit_flow.h"
 #include "jumpflow/samplers/sampler.h"
 #include "jumpflow/time_distribution.h"
+#include "kernels/backend.h"
 #include "kernels/philox.h"
 #include "sequences/file_util.h"
+#include "tests/kernels/backend_compare.h"
 
 namespace jumpflow {
 namespace {
@@ -160,6 +162,26 @@ TEST_P(BatchLossGradientTest, MatchesFiniteDifferences) {
   ASSERT_TRUE(loss.ok()) << loss.status();
   EXPECT_TRUE(std::isfinite(*loss));
   EXPECT_GT(*loss, 0.0);
+
+  // The loss kernels on the GPU (train --device cuda): the same loss and
+  // gradients to the backends' tolerance (tests/kernels/backend_compare.h);
+  // without a usable GPU the call is an error naming CUDA, never a fallback.
+  {
+    std::vector<float> gpu_t(d_token.size()), gpu_g(d_gap.size());
+    const absl::StatusOr<double> gpu =
+        BatchLoss(*tb, heads, out, gpu_t, gpu_g, kernels::Backend::kCuda);
+    if (kernels::CheckBackendAvailable(kernels::Backend::kCuda).ok()) {
+      ASSERT_TRUE(gpu.ok()) << gpu.status();
+      kernels::testing::ExpectClose(*loss, *gpu, 0.0, std::string(param.name) + " loss");
+      kernels::testing::ExpectRowsClose(d_token, gpu_t, out.token_columns, "d_token");
+      kernels::testing::ExpectRowsClose(d_gap, gpu_g, std::max<int64_t>(out.gap_columns, 1),
+                                        "d_gap");
+    } else {
+      ASSERT_FALSE(gpu.ok());
+      EXPECT_NE(std::string(gpu.status().message()).find("CUDA"), std::string::npos)
+          << gpu.status();
+    }
+  }
 
   // Central differences in double of the float loss: eps 1e-2, every entry of
   // a strided subset of both buffers (the whole buffers for small batches).
@@ -841,10 +863,15 @@ TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
       {{"--data", data, "--out", ckpt, "--gap-times", "each"}, "--gap-times must be"},
       {{"--data", data, "--out", ckpt, "--gap-times", "per-gap"},
        "per-gap times need left-to-right insertions"},
+      {{"--data", data, "--out", ckpt, "--device", "gpu"}, "--device: unknown device 'gpu'"},
       {{"--data", TempPath("nope.txt"), "--out", ckpt}, "nope.txt"},
       {{"--data", data, "--out", ckpt, "--resume"}, "cli.ckpt"},
   };
-  for (const Case& c : cases) {
+  std::vector<Case> all = cases;
+  if (!kernels::CheckBackendAvailable(kernels::Backend::kCuda).ok()) {
+    all.push_back({{"--data", data, "--out", ckpt, "--device", "cuda"}, "--device cuda: "});
+  }
+  for (const Case& c : all) {
     std::string err;
     EXPECT_NE(RunTrainArgs(c.args, &err), 0) << c.needle;
     EXPECT_NE(err.find(c.needle), std::string::npos) << "stderr: " << err;
