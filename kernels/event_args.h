@@ -62,7 +62,8 @@ struct SampleStepArgs {
   // optional current token of each row in [0, V), excluded from the target
   // draw, [rows] (null: nothing excluded, e.g. gap rows).
   const int32_t* tokens = nullptr;
-  // optional row scale c > 0 (m = c x parametrization), [rows] (default 1).
+  // optional row scale c >= 0 (m = c x parametrization; 0: the row never
+  // jumps), [rows] (default 1).
   const float* row_scales = nullptr;
   // per-sequence jump scale f >= 0 (see JumpProbability), [num_sequences].
   const double* fire = nullptr;
@@ -113,7 +114,7 @@ struct GillespieArgs {
   const int64_t* offsets = nullptr;
   // optional current tokens, [rows] (as in SampleStepArgs).
   const int32_t* tokens = nullptr;
-  // optional row scales c > 0, [rows].
+  // optional row scales c >= 0 (0: the row is never chosen), [rows].
   const float* row_scales = nullptr;
   // optional random-stream ids, [num_sequences] (default first_sequence_id + b).
   const uint32_t* sequence_ids = nullptr;

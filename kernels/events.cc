@@ -65,9 +65,9 @@ absl::Status CheckCommon(const char* kernel, Parametrization p, int64_t rows, in
     }
   }
   for (int64_t r = 0; row_scales != nullptr && r < rows; ++r) {
-    if (!(std::isfinite(row_scales[r]) && row_scales[r] > 0.0f)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(kernel, ": row_scales[", r, "] = ", row_scales[r], " must be > 0"));
+    if (!(std::isfinite(row_scales[r]) && row_scales[r] >= 0.0f)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          kernel, ": row_scales[", r, "] = ", row_scales[r], " must be finite and >= 0"));
     }
   }
   return absl::OkStatus();

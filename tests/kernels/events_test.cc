@@ -624,6 +624,16 @@ TEST(EventDispatchTest, ValidationNamesTheOffendingValue) {
   bt.fire[1] = -1.0;
   EXPECT_NE(ValidateSampleStep(a).message().find("fire[1]"), std::string::npos);
   bt.fire[1] = 0.0;
+  // A row scale of 0 is a row that never jumps; a negative one is an error.
+  bt.scales[1] = 0.0f;
+  const absl::StatusOr<SampleStepResult> zero = SampleStep(a);
+  ASSERT_TRUE(zero.ok()) << zero.status();
+  EXPECT_EQ(out.jumped[1], 0);
+  EXPECT_EQ(out.rate[1], 0.0);
+  EXPECT_GT(out.rate[0], 0.0);
+  bt.scales[1] = -0.5f;
+  EXPECT_NE(ValidateSampleStep(a).message().find("row_scales[1] = -0.5"), std::string::npos);
+  bt.scales[1] = 1.0f;
   bt.offsets.back() += 1;
   EXPECT_EQ(SampleStep(a).status().code(), absl::StatusCode::kInvalidArgument);
   bt.offsets.back() -= 1;
