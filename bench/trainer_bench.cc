@@ -171,6 +171,63 @@ BENCHMARK(BM_TrainedModelSample_Cpu)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// A DFM (mask source) model trained for 300 steps (dim 64, 2 layers).
+TrainedModel& DfmSamplingModel() {
+  static TrainedModel* tm = [] {
+    TrainerOptions o = BenchOptions(0, 64, 2);
+    o.process = TrainProcess::kDfmMask;
+    o.time_distribution = "uniform";
+    o.steps = 300;
+    Trainer trainer = *Trainer::Create(o, Words());
+    (void)trainer.Train();
+    return new TrainedModel(*TrainedModelFromCheckpoint(*trainer.MakeCheckpoint()));
+  }();
+  return *tm;
+}
+
+// Args: threads, fused (SamplerOptions::fused_events: 1 = the token moves of
+// each round drawn by one kernels::SampleStep call from the raw logits, 0 =
+// the per-sequence path on double multipliers). One iteration = 256 words
+// unmasked by tau-leaping in 100 steps; every round evaluates the model, so
+// the difference between the two is the event drawing alone.
+void BM_DfmModelSample_Cpu(benchmark::State& state) {
+  TrainedModel& tm = DfmSamplingModel();
+  tbb::global_control control(tbb::global_control::max_allowed_parallelism,
+                              static_cast<size_t>(state.range(0)));
+  SamplerOptions opt;
+  opt.kind = SamplerKind::kTauLeap;
+  opt.steps = 100;
+  opt.max_length = tm.max_length();
+  opt.num_threads = static_cast<int>(state.range(0));
+  opt.fused_events = state.range(1) == 1;
+  constexpr int64_t kNum = 256;
+  int64_t sequences = 0, events = 0;
+  uint64_t seed = 1;
+  for (auto _ : state) {
+    opt.seed = seed++;
+    const SequenceBatch start = *tm.SourceBatch(kNum, opt.seed);
+    absl::StatusOr<SampleResult> r = Sample(*tm.model, tm.schedulers(), start, opt);
+    if (!r.ok()) {
+      state.SkipWithError(std::string(r.status().message()).c_str());
+      return;
+    }
+    sequences += kNum;
+    events += r->stats.events;
+  }
+  state.SetItemsProcessed(sequences);
+  state.counters["seqs/s"] =
+      benchmark::Counter(static_cast<double>(sequences), benchmark::Counter::kIsRate);
+  state.counters["events/seq"] = static_cast<double>(events) / static_cast<double>(sequences);
+}
+BENCHMARK(BM_DfmModelSample_Cpu)
+    ->ArgNames({"threads", "fused"})
+    ->Args({1, 0})
+    ->Args({1, 1})
+    ->Args({2, 0})
+    ->Args({2, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // Reference: copying the x_1 tokens of one batch of 64 words.
 void BM_MemcpyReference(benchmark::State& state) {
   std::vector<Token> src;

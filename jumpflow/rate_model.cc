@@ -29,6 +29,12 @@ class CallbackRateModel final : public RateModel {
 
 }  // namespace
 
+absl::Status RateModel::EvaluateSoftmaxLogits(const SequenceBatch& /*batch*/,
+                                              SoftmaxLogits* /*out*/) {
+  return absl::UnimplementedError(
+      absl::StrCat("model '", Name(), "' does not provide softmax logits"));
+}
+
 void RateOutputs::Reset(const SequenceBatch& batch, ProcessKind process_kind, int32_t v) {
   process = process_kind;
   vocab_size = v;

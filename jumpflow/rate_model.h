@@ -96,6 +96,21 @@ struct RateOutputs {
 //
 // Evaluate is called from one thread at a time; an implementation may use
 // oneTBB internally.
+// SoftmaxLogits is the raw form of a DFM model's token multipliers, for the
+// samplers' fused event kernels (kernels/sample_step.h): the multiplier of
+// token a in token row r is
+//   row_scales[r] * softmax(logits[r * V .. r * V + V))_a
+// for a != the row's current token and a >= first_token; ids below
+// first_token (e.g. the special ids of a Vocabulary) have multiplier 0. The
+// softmax runs over all V ids. Evaluate of the same model gives the same
+// multipliers in RateOutputs (token_rate = row scale, token_dist = the
+// softmax with the ids below first_token set to 0).
+struct SoftmaxLogits {
+  std::vector<float> logits;      // [tokens x V]
+  std::vector<float> row_scales;  // [tokens], >= 0
+  int32_t first_token = 0;
+};
+
 class RateModel {
  public:
   virtual ~RateModel() = default;
@@ -124,6 +139,14 @@ class RateModel {
   // this batch. Errors (e.g. a sequence of the wrong length for a fixed-length
   // model) are returned as a Status naming the sequence.
   virtual absl::Status Evaluate(const SequenceBatch& batch, RateOutputs* out) = 0;
+
+  // ProvidesSoftmaxLogits is true when EvaluateSoftmaxLogits works (DFM
+  // models whose token multipliers are a scaled softmax): the Euler and
+  // tau-leaping samplers then draw token moves with the fused event kernels.
+  virtual bool ProvidesSoftmaxLogits() const { return false; }
+  // EvaluateSoftmaxLogits writes the raw logits and row scales of every
+  // token row of `batch` (see SoftmaxLogits; the vectors are resized here).
+  virtual absl::Status EvaluateSoftmaxLogits(const SequenceBatch& batch, SoftmaxLogits* out);
 };
 
 // RateCallback is a user function with the contract of RateModel::Evaluate.

@@ -49,22 +49,30 @@ class ProgressBar {
   int last_ = -1;
 };
 
-// CheckDevice handles --device: cpu runs everything on the host; cuda is an
-// error (one line, naming the reason) when this build has no CUDA backend or
-// no GPU is present, and otherwise too: the samplers here move host
-// RateOutputs of host rate models, and the CUDA event kernels
-// (kernels/sample_step.h, kernels/gillespie.h) take device-resident logits,
-// which no model of `jumpflow sample` produces yet. Never a silent fallback.
-absl::Status CheckDevice(const std::string& value) {
-  JUMPFLOW_ASSIGN_OR_RETURN(const kernels::Backend device, kernels::ParseBackend(value));
-  if (device == kernels::Backend::kCpu) return absl::OkStatus();
-  const absl::Status available = kernels::CheckBackendAvailable(device);
+// ParseDeviceFlag handles --device: cpu runs everything on the host; cuda
+// runs the samplers' fused event kernels on the GPU, which applies to DFM
+// checkpoints with --sampler euler or tau-leap (SamplerOptions::device); it
+// is a one-line error when this build has no CUDA backend or no GPU is
+// present, and for any other model or sampler. Never a silent fallback.
+absl::StatusOr<kernels::Backend> ParseDeviceFlag(const FlagSet& flags, SamplerKind sampler) {
+  const std::string value = flags.Get("device");
+  absl::StatusOr<kernels::Backend> device = kernels::ParseBackend(value);
+  if (!device.ok()) {
+    return absl::Status(device.status().code(),
+                        absl::StrCat("--device: ", device.status().message()));
+  }
+  if (*device == kernels::Backend::kCpu) return device;
+  const absl::Status available = kernels::CheckBackendAvailable(*device);
   if (!available.ok()) {
     return absl::Status(available.code(), absl::StrCat("--device cuda: ", available.message()));
   }
-  return absl::UnimplementedError(
-      "--device cuda: the rate models of jumpflow sample (the oracle, CPU checkpoints) produce "
-      "host multipliers; the CUDA event kernels need device-resident logits (use --device cpu)");
+  if (flags.Get("model") == "oracle" ||
+      (sampler != SamplerKind::kEuler && sampler != SamplerKind::kTauLeap)) {
+    return absl::InvalidArgumentError(
+        "--device cuda: only DFM checkpoints (--model) with --sampler euler or tau-leap run on "
+        "the GPU (the fused event kernels); use --device cpu");
+  }
+  return device;
 }
 
 // PrintCost prints the sampler's work: events, steps, model evaluations,
@@ -142,6 +150,11 @@ absl::Status SampleCheckpoint(const FlagSet& flags, int64_t num, int64_t show, S
     JUMPFLOW_ASSIGN_OR_RETURN(start, tm.SourceBatch(num, opt.seed));
   }
   opt.max_length = tm.max_length();
+  if (opt.device != kernels::Backend::kCpu && !tm.model->ProvidesSoftmaxLogits()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--device cuda: only DFM checkpoints run on the GPU (the fused event kernels); '",
+        flags.Get("model"), "' is ", tm.process_name, " (use --device cpu)"));
+  }
   JUMPFLOW_ASSIGN_OR_RETURN(SampleResult result, Sample(*tm.model, tm.schedulers(), start, opt));
   std::vector<std::string> lines;
   std::vector<std::vector<Token>> samples = result.final_batch.ToVectors();
@@ -169,7 +182,6 @@ absl::Status SampleCheckpoint(const FlagSet& flags, int64_t num, int64_t show, S
 }
 
 absl::Status SampleCommand(const FlagSet& flags) {
-  JUMPFLOW_RETURN_IF_ERROR(CheckDevice(flags.Get("device")));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t num, flags.GetInt("num", 1));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t steps, flags.GetInt("steps", 1));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t seed, flags.GetInt("seed", 0));
@@ -178,6 +190,7 @@ absl::Status SampleCommand(const FlagSet& flags) {
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t show, flags.GetInt("show", 0));
   JUMPFLOW_ASSIGN_OR_RETURN(const double tolerance, flags.GetDouble("tolerance"));
   JUMPFLOW_ASSIGN_OR_RETURN(const SamplerKind sampler, ParseSamplerKind(flags.Get("sampler")));
+  JUMPFLOW_ASSIGN_OR_RETURN(const kernels::Backend device, ParseDeviceFlag(flags, sampler));
   if (!(tolerance > 0.0 && tolerance <= 1.0)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--tolerance must be in (0, 1], got ", flags.Get("tolerance")));
@@ -196,6 +209,7 @@ absl::Status SampleCommand(const FlagSet& flags) {
   opt.seed = static_cast<uint64_t>(seed);
   opt.num_threads = static_cast<int>(threads);
   opt.max_batch = batch;
+  opt.device = device;
   ProgressBar bar;
   if (isatty(fileno(stderr))) {
     opt.progress = [&bar](int64_t done, int64_t total) { bar.Update(done, total); };
@@ -264,8 +278,8 @@ int RunSample(int argc, char** argv) {
   flags.Add("threads", "0", "worker threads (0 = all cores)");
   flags.Add("batch", "1024", "most sequences per model evaluation");
   flags.Add("device", "cpu",
-            "where the kernels run: cpu, or cuda (an error unless this build has the CUDA "
-            "backend and a GPU is present)");
+            "where the fused event kernels run: cpu, or cuda (DFM checkpoints with --sampler "
+            "euler or tau-leap; an error unless this build has the CUDA backend and a GPU)");
   flags.Add("out", "", "write the samples here, one per line");
   flags.Add("show", "10", "with --out, also print this many samples");
   return RunMain(flags, argc, argv, 2, "jumpflow sample", SampleCommand);

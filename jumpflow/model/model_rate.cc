@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <span>
 #include <utility>
 
@@ -189,6 +190,30 @@ std::string TransformerRateModel::Name() const {
   const TransformerConfig& c = model_.config();
   return StrCat("transformer(", ProcessName(c.process), ", dim ", c.dim, ", layers ", c.layers,
                 ", ", model_.NumParameters(), " parameters)");
+}
+
+absl::Status TransformerRateModel::EvaluateSoftmaxLogits(const SequenceBatch& batch,
+                                                         SoftmaxLogits* out) {
+  if (heads_.process != ProcessKind::kDfm) return RateModel::EvaluateSoftmaxLogits(batch, out);
+  JUMPFLOW_RETURN_IF_ERROR(model_.Forward(batch, &workspace_, &outputs_));
+  const int64_t v = model_.config().vocab_size, tc = outputs_.token_columns;
+  const int64_t first = model_.layout().token_logits, nt = batch.num_tokens();
+  out->logits.resize(static_cast<size_t>(nt * v));
+  out->row_scales.resize(static_cast<size_t>(nt));
+  out->first_token = Vocabulary::kNumSpecials;
+  const std::span<const Token> tokens = batch.tokens();
+  for (int64_t r = 0; r < nt; ++r) {
+    const float* z = outputs_.token_out.data() + r * tc + first;
+    for (int64_t k = 0; k < v; ++k) {
+      if (!std::isfinite(z[k])) {
+        return InvalidArgumentError(StrCat("model output of token row ", r, " is not finite"));
+      }
+    }
+    std::memcpy(out->logits.data() + r * v, z, static_cast<size_t>(v) * sizeof(float));
+    out->row_scales[static_cast<size_t>(r)] =
+        heads_.frozen_unmasked && tokens[static_cast<size_t>(r)] != Vocabulary::kMask ? 0.0f : 1.0f;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status TransformerRateModel::Evaluate(const SequenceBatch& batch, RateOutputs* out) {

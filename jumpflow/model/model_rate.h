@@ -228,6 +228,12 @@ class TransformerRateModel final : public RateModel {
   // output (named by row).
   absl::Status Evaluate(const SequenceBatch& batch, RateOutputs* out) override;
 
+  // DFM heads provide their raw logits (RateModel::EvaluateSoftmaxLogits):
+  // row scale 1, or 0 for a frozen (non-MASK) token of a mask-source model;
+  // first_token = Vocabulary::kNumSpecials. Same errors as Evaluate.
+  bool ProvidesSoftmaxLogits() const override { return heads_.process == ProcessKind::kDfm; }
+  absl::Status EvaluateSoftmaxLogits(const SequenceBatch& batch, SoftmaxLogits* out) override;
+
   // transformer is the wrapped model.
   const Transformer& transformer() const { return model_; }
   // heads are the parametrizations in use.

@@ -12,6 +12,7 @@
 #include "jumpflow/samplers/detail/random.h"
 #include "jumpflow/status_macros.h"
 #include "kernels/philox.h"
+#include "kernels/sample_step.h"
 #include "tbb/blocked_range.h"
 #include "tbb/parallel_for.h"
 #include "tbb/task_arena.h"
@@ -177,6 +178,13 @@ class Engine {
 
  private:
   void Load(Slot& s, int64_t seq);
+  // BatchOf is the SequenceBatch of slots `ids` (states at their times).
+  absl::StatusOr<SequenceBatch> BatchOf(const std::vector<Slot>& slots,
+                                        const std::vector<size_t>& ids) const;
+  // FusedGridRound is one Euler / tau-leap step of every slot in `ids`
+  // with the fused event kernels (SamplerOptions::fused_events).
+  absl::Status FusedGridRound(std::vector<Slot>& slots, const std::vector<size_t>& ids,
+                              SamplerStats& stats);
   void AdvanceGrid(Slot& s);
   void AdvanceAdaptive(Slot& s);
   void AdvanceGillespie(Slot& s);
@@ -220,6 +228,8 @@ class Engine {
   std::array<bool, kNumKinds> used_{};
   const Scheduler* single_ = nullptr;  // non-null when one scheduler serves every used kind
   std::vector<double> grid_;
+  bool fused_ = false;  // FusedGridRound moves the grid samplers' DFM states
+  SoftmaxLogits logits_;
 };
 
 absl::Status Engine::Validate() {
@@ -303,6 +313,126 @@ absl::Status Engine::Validate() {
       return absl::InvalidArgumentError(absl::StrCat(
           "start token ", tok, " is outside the model's vocabulary [0, ", vocab_size_, ")"));
     }
+  }
+  fused_ = opt_.fused_events && process_ == ProcessKind::kDfm &&
+           (opt_.kind == SamplerKind::kEuler || opt_.kind == SamplerKind::kTauLeap) &&
+           model_.ProvidesSoftmaxLogits();
+  if (opt_.device != kernels::Backend::kCpu) {
+    JUMPFLOW_RETURN_IF_ERROR(kernels::CheckBackendAvailable(opt_.device));
+    if (!fused_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "device cuda runs the fused event kernels only: they need fused_events, the euler or "
+          "tau-leap sampler and a DFM model that provides softmax logits (model '",
+          model_.Name(), "')"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SequenceBatch> Engine::BatchOf(const std::vector<Slot>& slots,
+                                              const std::vector<size_t>& ids) const {
+  std::vector<Token> tokens;
+  std::vector<int64_t> offsets{0};
+  std::vector<double> times;
+  offsets.reserve(ids.size() + 1);
+  times.reserve(ids.size());
+  for (size_t i : ids) {
+    tokens.insert(tokens.end(), slots[i].x.begin(), slots[i].x.end());
+    offsets.push_back(static_cast<int64_t>(tokens.size()));
+    times.push_back(std::clamp(slots[i].t, 0.0, 1.0));
+  }
+  return SequenceBatch::FromParts(std::move(tokens), std::move(offsets), std::move(times),
+                                  vocab_size_);
+}
+
+absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<size_t>& active,
+                                    SamplerStats& stats) {
+  // Sequences at their step limit stop, as in AdvanceGrid.
+  std::vector<size_t> ids;
+  for (size_t i : active) {
+    Slot& s = slots[i];
+    if (s.step >= static_cast<uint64_t>(opt_.max_steps_per_sequence)) {
+      s.truncated = s.done = true;
+    } else {
+      ids.push_back(i);
+    }
+  }
+  if (ids.empty()) return absl::OkStatus();
+  JUMPFLOW_ASSIGN_OR_RETURN(const SequenceBatch batch, BatchOf(slots, ids));
+  const std::string model_name = absl::StrCat("model '", model_.Name(), "'");
+  if (absl::Status s = model_.EvaluateSoftmaxLogits(batch, &logits_); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(model_name, ": ", s.message()));
+  }
+  const int64_t nt = batch.num_tokens(), nb = batch.num_sequences();
+  if (logits_.logits.size() != static_cast<size_t>(nt * vocab_size_) ||
+      logits_.row_scales.size() != static_cast<size_t>(nt) || logits_.first_token < 0 ||
+      logits_.first_token > vocab_size_) {
+    return absl::InternalError(
+        absl::StrCat(model_name, " returned softmax logits of the wrong shape"));
+  }
+  ++stats.model_calls;
+  stats.sequence_evaluations += nb;
+
+  // One step per sequence: from its time to the next grid point.
+  std::vector<double> fire(static_cast<size_t>(nb)), t_end(static_cast<size_t>(nb));
+  std::vector<uint32_t> streams(static_cast<size_t>(nb)), steps(static_cast<size_t>(nb));
+  for (int64_t b = 0; b < nb; ++b) {
+    Slot& s = slots[ids[static_cast<size_t>(b)]];
+    auto it = std::upper_bound(grid_.begin(), grid_.end(), s.t);
+    const double t2 = it == grid_.end() ? 1.0 : *it;
+    ++s.step;
+    ++s.steps;
+    fire[static_cast<size_t>(b)] = Fire(s.t, t2)[kTok];
+    t_end[static_cast<size_t>(b)] = t2;
+    streams[static_cast<size_t>(b)] = s.stream;
+    steps[static_cast<size_t>(b)] = static_cast<uint32_t>(s.step);
+  }
+  std::vector<uint8_t> jumped(static_cast<size_t>(nt));
+  std::vector<int32_t> new_token(static_cast<size_t>(nt));
+  kernels::SampleStepArgs a;
+  a.parametrization = kernels::Parametrization::kSoftmax;
+  a.jump = kernels::JumpProbability::kLinear;
+  a.rows = nt;
+  a.vocab = vocab_size_;
+  a.num_sequences = nb;
+  a.raw = logits_.logits.data();
+  a.offsets = batch.offsets().data();
+  a.tokens = batch.tokens().data();
+  a.row_scales = logits_.row_scales.data();
+  a.fire = fire.data();
+  a.sequence_ids = streams.data();
+  a.steps = steps.data();
+  a.seed = opt_.seed;
+  a.stream = kPurposeSampleStep;
+  a.jumped = jumped.data();
+  a.new_token = new_token.data();
+  absl::StatusOr<kernels::SampleStepResult> r = kernels::SampleStep(opt_.device, a);
+  if (!r.ok())
+    return absl::Status(r.status().code(), absl::StrCat(model_name, ": ", r.status().message()));
+  if (r->first_nonfinite_row >= 0) {
+    const auto offs = batch.offsets();
+    const int64_t b =
+        std::upper_bound(offs.begin(), offs.end(), r->first_nonfinite_row) - offs.begin() - 1;
+    return absl::InvalidArgumentError(
+        absl::StrCat(model_name, " returned a non-finite logit for sequence ",
+                     slots[ids[static_cast<size_t>(b)]].seq, " row ",
+                     r->first_nonfinite_row - offs[static_cast<size_t>(b)]));
+  }
+  const auto offs = batch.offsets();
+  for (int64_t b = 0; b < nb; ++b) {
+    Slot& s = slots[ids[static_cast<size_t>(b)]];
+    const double t2 = t_end[static_cast<size_t>(b)];
+    for (int64_t r2 = offs[static_cast<size_t>(b)]; r2 < offs[static_cast<size_t>(b) + 1]; ++r2) {
+      const Token tok = new_token[static_cast<size_t>(r2)];
+      if (jumped[static_cast<size_t>(r2)] == 0 || tok < logits_.first_token) continue;
+      const int64_t i = r2 - offs[static_cast<size_t>(b)];
+      s.x[static_cast<size_t>(i)] = tok;
+      ++s.num_events;
+      Record(s, t2, JumpKind::kToken, i, tok);
+    }
+    s.t = t2;
+    if (s.t >= 1.0) s.done = true;
+    s.rates_fresh = false;
   }
   return absl::OkStatus();
 }
@@ -818,6 +948,10 @@ absl::StatusOr<SampleResult> Engine::Run() {
       if (opt_.progress) opt_.progress(finished, num);
       if (active_ids.empty()) return absl::OkStatus();
       ++stats.rounds;
+      if (fused_) {
+        JUMPFLOW_RETURN_IF_ERROR(FusedGridRound(slots, active_ids, stats));
+        continue;
+      }
 
       // One batched evaluation for every active sequence without fresh rates.
       eval_ids.clear();
@@ -825,19 +959,7 @@ absl::StatusOr<SampleResult> Engine::Run() {
         if (!slots[i].rates_fresh) eval_ids.push_back(i);
       }
       if (!eval_ids.empty()) {
-        std::vector<Token> tokens;
-        std::vector<int64_t> offsets{0};
-        std::vector<double> times;
-        offsets.reserve(eval_ids.size() + 1);
-        times.reserve(eval_ids.size());
-        for (size_t i : eval_ids) {
-          tokens.insert(tokens.end(), slots[i].x.begin(), slots[i].x.end());
-          offsets.push_back(static_cast<int64_t>(tokens.size()));
-          times.push_back(std::clamp(slots[i].t, 0.0, 1.0));
-        }
-        JUMPFLOW_ASSIGN_OR_RETURN(SequenceBatch batch,
-                                  SequenceBatch::FromParts(std::move(tokens), std::move(offsets),
-                                                           std::move(times), vocab_size_));
+        JUMPFLOW_ASSIGN_OR_RETURN(const SequenceBatch batch, BatchOf(slots, eval_ids));
         outputs.Reset(batch, process_, vocab_size_);
         const std::array<size_t, 7> shape = {outputs.token_rate.size(),  outputs.token_dist.size(),
                                              outputs.insert_rate.size(), outputs.insert_dist.size(),

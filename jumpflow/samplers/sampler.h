@@ -52,11 +52,19 @@
 // deleted, one of them (uniformly chosen) survives: length never drops below
 // 1. In Gillespie, the deletion rate of a length-1 sequence is zero.
 //
+// Fused event kernels (SamplerOptions::fused_events, the default): Euler and
+// tau-leaping on a DFM model that provides raw softmax logits (the trained
+// DFM transformer) draw each round's token moves with one
+// kernels::SampleStep call over all active sequences, on the CPU or the GPU
+// (SamplerOptions::device), instead of converting every row to double
+// multipliers first: the same distribution, other random draws.
+//
 // Reproducibility: every draw for sequence b at its n-th step (grid step,
 // adaptive leap, or Gillespie proposal) comes from PhiloxStream(seed,
-// first_sequence_id + b, kPurposeSampler, n << 32). Results do not depend on
-// the thread count or max_batch, provided the model is per-sequence (see
-// RateModel).
+// first_sequence_id + b, kPurposeSampler, n << 32), or with the fused kernels
+// from their keyed draws (seed, first_sequence_id + b, kPurposeSampleStep, n,
+// position). Results do not depend on the thread count, max_batch or (fused
+// kernels) the device, provided the model is per-sequence (see RateModel).
 //
 // Example:
 //   JUMPFLOW_ASSIGN_OR_RETURN(auto oracle, OracleModel::Create(OracleKind::kEditInsertion,
@@ -80,6 +88,7 @@
 #include "absl/strings/string_view.h"
 #include "jumpflow/rate_model.h"
 #include "jumpflow/scheduler.h"
+#include "kernels/backend.h"
 #include "sequences/sequence_batch.h"
 
 namespace jumpflow {
@@ -158,6 +167,21 @@ struct SamplerOptions {
   bool record_trajectory = false;
   // Called on the calling thread after every round with (finished, total).
   std::function<void(int64_t, int64_t)> progress;
+  // Fused event kernels: with kEuler / kTauLeap and a DFM model that
+  // ProvidesSoftmaxLogits() (jumpflow/rate_model.h; the trained DFM
+  // transformer), each round draws the token moves of every active
+  // sequence with one kernels::SampleStep call on the model's raw logits
+  // (kernels/sample_step.h) instead of per-sequence double multipliers. The
+  // same distribution (a drawn id below SoftmaxLogits::first_token, which
+  // has multiplier 0, counts as no move: for DFM's posterior multipliers,
+  // M q <= 1, that is exact), other random draws: the kernel's keyed Philox
+  // draws (seed, first_sequence_id + b, kPurposeSampleStep, step, position).
+  // false: always the per-sequence path.
+  bool fused_events = true;
+  // Where the fused kernels run: kCpu, or kCuda (the logits are copied to
+  // the GPU and the moves back). kCuda is an error when the fused path does
+  // not apply or no GPU is usable.
+  kernels::Backend device = kernels::Backend::kCpu;
 };
 
 // SamplerStats are the costs and diagnostics of one Sample() call.

@@ -8,10 +8,13 @@
 #include <cstdio>
 #include <limits>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "jumpflow/oracle.h"
 #include "jumpflow/samplers/detail/random.h"
 #include "jumpflow/samplers/sampler.h"
+#include "kernels/backend.h"
 #include "sequences/edits.h"
 #include "tests/jumpflow/sampler_test_util.h"
 
@@ -622,6 +625,157 @@ TEST(ReproducibilityTest, ThreadsAndBatchSizeDoNotChangeResults) {
       c.seed = 100;
       EXPECT_NE(ra.final_batch, RunOracle(*oracle, *sched, c, 300).final_batch);
     }
+  }
+}
+
+// LogitModel is a DFM model given both ways (jumpflow/rate_model.h): as raw
+// softmax logits (EvaluateSoftmaxLogits, the fused event kernels' input)
+// and as multipliers (Evaluate). Logits depend on the position, the current
+// token and t; MASK rows move (scale 1), other rows are frozen (scale 0);
+// ids below kFirst have multiplier 0.
+class LogitModel final : public RateModel {
+ public:
+  static constexpr int32_t kV = 8, kFirst = 2;
+  static constexpr Token kMaskId = 1;
+  ProcessKind process() const override { return ProcessKind::kDfm; }
+  int32_t vocab_size() const override { return kV; }
+  std::string Name() const override { return "logits"; }
+  bool ProvidesSoftmaxLogits() const override { return true; }
+  static float Logit(int64_t pos, Token x, double t, int a) {
+    return static_cast<float>(
+        2.0 * std::sin(1.3 * a + 0.7 * static_cast<double>(pos) + 0.5 * x + 2.0 * t));
+  }
+  template <typename Row>
+  static void ForRows(const SequenceBatch& batch, Row row) {
+    const auto offs = batch.offsets();
+    for (int64_t b = 0; b < batch.num_sequences(); ++b) {
+      for (int64_t r = offs[static_cast<size_t>(b)]; r < offs[static_cast<size_t>(b) + 1]; ++r) {
+        row(r, r - offs[static_cast<size_t>(b)], batch.tokens()[static_cast<size_t>(r)],
+            batch.time(b));
+      }
+    }
+  }
+  absl::Status EvaluateSoftmaxLogits(const SequenceBatch& batch, SoftmaxLogits* out) override {
+    out->logits.resize(static_cast<size_t>(batch.num_tokens() * kV));
+    out->row_scales.resize(static_cast<size_t>(batch.num_tokens()));
+    out->first_token = kFirst;
+    ForRows(batch, [&](int64_t r, int64_t pos, Token x, double t) {
+      for (int a = 0; a < kV; ++a)
+        out->logits[static_cast<size_t>(r * kV + a)] = Logit(pos, x, t, a);
+      out->row_scales[static_cast<size_t>(r)] = x == kMaskId ? 1.0f : 0.0f;
+    });
+    return absl::OkStatus();
+  }
+  absl::Status Evaluate(const SequenceBatch& batch, RateOutputs* out) override {
+    ForRows(batch, [&](int64_t r, int64_t pos, Token x, double t) {
+      double sum = 0.0;
+      double* dist = out->token_dist.data() + r * kV;
+      for (int a = 0; a < kV; ++a)
+        sum += dist[a] = std::exp(static_cast<double>(Logit(pos, x, t, a)));
+      for (int a = 0; a < kV; ++a) dist[a] = a < kFirst ? 0.0 : dist[a] / sum;
+      out->token_rate[static_cast<size_t>(r)] = x == kMaskId ? 1.0 : 0.0;
+    });
+    return absl::OkStatus();
+  }
+};
+
+// The fused event kernels (SamplerOptions::fused_events) draw from the same
+// distribution as the per-sequence path: 20,000 samples each of 3 MASK
+// tokens after 5 tau-leaping steps, two-sample chi-square over the final
+// sequences (categories with fewer than 10 samples pooled), level 1e-4.
+TEST(FusedEventsTest, SameDistributionAsThePerSequencePath) {
+  LogitModel model;
+  auto sched = Sched("linear");
+  const int64_t n = 20000;
+  const SequenceBatch start = *SequenceBatch::FromVectors(
+      std::vector<std::vector<Token>>(n, std::vector<Token>(3, LogitModel::kMaskId)),
+      LogitModel::kV);
+  std::map<std::vector<Token>, std::array<int64_t, 2>> counts;
+  std::vector<SequenceBatch> finals;
+  for (int fused = 0; fused < 2; ++fused) {
+    SamplerOptions opt;
+    opt.kind = SamplerKind::kTauLeap;
+    opt.steps = 5;
+    opt.seed = 21;
+    opt.fused_events = fused == 1;
+    opt.max_batch = n;  // one model call per step
+    auto r = Sample(model, KindSchedulers::All(sched.get()), start, opt);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->stats.model_calls, 5);
+    for (const std::vector<Token>& x : r->final_batch.ToVectors()) {
+      for (Token tok : x) EXPECT_TRUE(tok == LogitModel::kMaskId || tok >= LogitModel::kFirst);
+      ++counts[x][fused];
+    }
+    finals.push_back(std::move(r->final_batch));
+  }
+  // Different random draws (the kernel's keyed ones): not the same samples.
+  EXPECT_NE(finals[0], finals[1]);
+  double chi2 = 0.0;
+  int categories = 0;
+  std::array<int64_t, 2> pooled{0, 0};
+  for (const auto& [x, c] : counts) {
+    if (c[0] + c[1] < 10) {
+      pooled[0] += c[0];
+      pooled[1] += c[1];
+      continue;
+    }
+    chi2 += static_cast<double>((c[0] - c[1]) * (c[0] - c[1])) / static_cast<double>(c[0] + c[1]);
+    ++categories;
+  }
+  if (pooled[0] + pooled[1] > 0) {
+    chi2 += static_cast<double>((pooled[0] - pooled[1]) * (pooled[0] - pooled[1])) /
+            static_cast<double>(pooled[0] + pooled[1]);
+    ++categories;
+  }
+  ASSERT_GT(categories, 50);
+  // Wilson-Hilferty upper critical value, z = 3.719 (level 1e-4).
+  const double dof = categories - 1, k = 2.0 / (9.0 * dof);
+  EXPECT_LT(chi2, dof * std::pow(1.0 - k + 3.719 * std::sqrt(k), 3.0)) << categories;
+}
+
+TEST(FusedEventsTest, ThreadsAndBatchSizeDoNotChangeResults) {
+  LogitModel model;
+  auto sched = Sched("linear");
+  const SequenceBatch start = *SequenceBatch::FromVectors(
+      std::vector<std::vector<Token>>(300, std::vector<Token>(4, LogitModel::kMaskId)),
+      LogitModel::kV);
+  SamplerOptions a;
+  a.kind = SamplerKind::kEuler;
+  a.steps = 6;
+  a.seed = 5;
+  a.num_threads = 1;
+  a.max_batch = 1024;
+  SamplerOptions b = a;
+  b.num_threads = 2;
+  b.max_batch = 7;
+  auto ra = Sample(model, KindSchedulers::All(sched.get()), start, a);
+  auto rb = Sample(model, KindSchedulers::All(sched.get()), start, b);
+  ASSERT_TRUE(ra.ok() && rb.ok());
+  EXPECT_EQ(ra->final_batch, rb->final_batch);
+  EXPECT_EQ(ra->stats.events, rb->stats.events);
+  EXPECT_GT(ra->stats.events, 300);
+  SamplerOptions c = a;
+  c.seed = 6;
+  EXPECT_NE(ra->final_batch,
+            Sample(model, KindSchedulers::All(sched.get()), start, c)->final_batch);
+}
+
+TEST(FusedEventsTest, CudaNeedsTheFusedPathAndAGpu) {
+  LogitModel model;
+  auto sched = Sched("linear");
+  const SequenceBatch start = *SequenceBatch::FromVectors({{1, 1}, {1}}, LogitModel::kV);
+  SamplerOptions opt;
+  opt.kind = SamplerKind::kGillespie;  // not a grid sampler: no fused path
+  opt.device = kernels::Backend::kCuda;
+  auto r = Sample(model, KindSchedulers::All(sched.get()), start, opt);
+  ASSERT_FALSE(r.ok());
+  if (kernels::CheckBackendAvailable(kernels::Backend::kCuda).ok()) {
+    EXPECT_NE(r.status().message().find("fused event kernels only"), std::string::npos)
+        << r.status();
+    opt.kind = SamplerKind::kEuler;
+    EXPECT_TRUE(Sample(model, KindSchedulers::All(sched.get()), start, opt).ok());
+  } else {
+    EXPECT_NE(r.status().message().find("CUDA"), std::string::npos) << r.status();
   }
 }
 

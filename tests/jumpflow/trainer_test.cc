@@ -729,6 +729,44 @@ void EvaluateAdapter(const Trainer& t, const TrainedModel& tm, AdapterOutputs* a
   ASSERT_TRUE(t.model().Forward(a->batch, &ws, &a->raw).ok());
 }
 
+// A DFM model's softmax logits (the samplers' fused event kernels) give the
+// multipliers Evaluate gives: row scale = token_rate (0 for frozen, non-MASK
+// tokens of the mask source), softmax = token_dist on the non-special ids.
+TEST(RateModelAdapterTest, DfmSoftmaxLogitsAgreeWithEvaluate) {
+  TrainerOptions o = TinyOptions(TrainProcess::kDfmMask, 3);
+  o.checkpoint_path = TempPath("adapter_dfm.ckpt");
+  Trained run;
+  ASSERT_NO_FATAL_FAILURE(TrainAndLoad(o, &run));
+  RateModel& model = *run.model->model;
+  ASSERT_TRUE(model.ProvidesSoftmaxLogits());
+  const int32_t v = model.vocab_size();
+  const Token m = Vocabulary::kMask;
+  const std::vector<double> times = {0.3, 0.8};
+  const SequenceBatch batch = *SequenceBatch::FromVectors({{m, m, 7}, {9, m}}, v, times);
+  RateOutputs rates;
+  rates.Reset(batch, ProcessKind::kDfm, v);
+  ASSERT_TRUE(model.Evaluate(batch, &rates).ok());
+  SoftmaxLogits logits;
+  ASSERT_TRUE(model.EvaluateSoftmaxLogits(batch, &logits).ok());
+  ASSERT_EQ(logits.logits.size(), static_cast<size_t>(batch.num_tokens() * v));
+  EXPECT_EQ(logits.first_token, Vocabulary::kNumSpecials);
+  int moving = 0;
+  for (int64_t r = 0; r < batch.num_tokens(); ++r) {
+    EXPECT_EQ(logits.row_scales[r], rates.token_rate[r]) << "row " << r;
+    moving += logits.row_scales[r] > 0.0f;
+    if (logits.row_scales[r] == 0.0f) continue;
+    const float* z = logits.logits.data() + r * v;
+    double zmax = -1e30, sum = 0.0;
+    for (int a = 0; a < v; ++a) zmax = std::max<double>(zmax, z[a]);
+    for (int a = 0; a < v; ++a) sum += std::exp(z[a] - zmax);
+    for (int a = 0; a < v; ++a) {
+      const double want = a < logits.first_token ? 0.0 : std::exp(z[a] - zmax) / sum;
+      EXPECT_NEAR(rates.token_dist[r * v + a], want, 1e-6) << "row " << r << " id " << a;
+    }
+  }
+  EXPECT_EQ(moving, 3);  // the MASK rows
+}
+
 TEST(RateModelAdapterTest, MultipliersFollowTheLossParametrization) {
   TrainerOptions o = TinyOptions(TrainProcess::kEdit, 3);
   o.checkpoint_path = TempPath("adapter.ckpt");
@@ -741,6 +779,7 @@ TEST(RateModelAdapterTest, MultipliersFollowTheLossParametrization) {
   std::optional<TrainedModel>& tm = run.model;
   EXPECT_EQ(tm->model->BoundFactor(), 3.0);
   EXPECT_TRUE(tm->model->TimeDependent());
+  EXPECT_FALSE(tm->model->ProvidesSoftmaxLogits());  // only DFM heads do
 
   AdapterOutputs a;
   EvaluateAdapter(*t, *tm, &a);
@@ -895,6 +934,65 @@ TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
   EXPECT_EQ((*LoadCheckpoint(ckpt)).optimizer_step, 8);
   EXPECT_NE(RunTrainArgs({"--data", data, "--out", ckpt, "--resume", "--lr", "1"}, &err), 0);
   EXPECT_NE(err.find("--lr cannot be combined with --resume"), std::string::npos) << err;
+}
+
+// RunSampleArgs runs `jumpflow sample ARGS`, capturing stdout and stderr.
+int RunSampleArgs(std::vector<std::string> args, std::string* out, std::string* err) {
+  args.insert(args.begin(), {"jumpflow", "sample"});
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  ::testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStdout();
+  const int rc = cli::RunSample(static_cast<int>(argv.size()), argv.data());
+  *err = ::testing::internal::GetCapturedStderr();
+  *out = ::testing::internal::GetCapturedStdout();
+  return rc;
+}
+
+// A DFM checkpoint samples with tau-leaping through the fused event kernels
+// (--device cpu); --device cuda runs them on the GPU when there is one and
+// is a one-line error otherwise, as it is for an unknown device, the oracle
+// or a sampler without the fused path.
+TEST(SampleCliTest, DfmCheckpointsUseTheFusedKernelsOnTheChosenDevice) {
+  const std::string data = TempPath("sample_cli_words.txt");
+  std::string text;
+  for (const std::string& w : Words()) absl::StrAppend(&text, w, "\n");
+  ASSERT_TRUE(WriteFileAtomically(data, text).ok());
+  const std::string ckpt = TempPath("sample_cli_dfm.ckpt");
+  std::string out, err;
+  ASSERT_EQ(RunTrainArgs({"--data", data, "--out", ckpt, "--process", "dfm-mask", "--steps", "5",
+                          "--dim", "16", "--layers", "1", "--batch", "8", "--quiet"},
+                         &err),
+            0)
+      << err;
+  const std::vector<std::string> base = {"--model",  ckpt,      "--num", "50",     "--sampler",
+                                         "tau-leap", "--steps", "8",     "--show", "0"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  ASSERT_EQ(RunSampleArgs(with({"--device", "cpu"}), &out, &err), 0) << err;
+  EXPECT_NE(err.find("sampled 50 sequences: tau-leap sampler"), std::string::npos) << err;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 50) << out;
+  const bool gpu = kernels::CheckBackendAvailable(kernels::Backend::kCuda).ok();
+  EXPECT_EQ(RunSampleArgs(with({"--device", "cuda"}), &out, &err) == 0, gpu) << err;
+  if (!gpu) {
+    EXPECT_NE(err.find("--device cuda: "), std::string::npos) << err;
+  }
+  struct Case {
+    std::vector<std::string> args;
+    std::string needle;
+  };
+  std::vector<Case> cases = {{with({"--device", "gpu"}), "--device: unknown device 'gpu'"}};
+  if (gpu) {
+    cases.push_back({with({"--device", "cuda", "--sampler", "gillespie"}), "only DFM checkpoints"});
+  }
+  for (const Case& c : cases) {
+    EXPECT_NE(RunSampleArgs(c.args, &out, &err), 0) << c.needle;
+    EXPECT_NE(err.find(c.needle), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  }
 }
 
 TEST(TrainCliTest, HelpDocumentsEveryFlag) {
