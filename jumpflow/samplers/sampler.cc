@@ -407,10 +407,11 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
   a.jumped = jumped.data();
   a.new_token = new_token.data();
   absl::StatusOr<kernels::SampleStepResult> r = kernels::SampleStep(opt_.device, a);
-  if (!r.ok())
+  if (!r.ok()) {
     return absl::Status(r.status().code(), absl::StrCat(model_name, ": ", r.status().message()));
+  }
+  const auto offs = batch.offsets();
   if (r->first_nonfinite_row >= 0) {
-    const auto offs = batch.offsets();
     const int64_t b =
         std::upper_bound(offs.begin(), offs.end(), r->first_nonfinite_row) - offs.begin() - 1;
     return absl::InvalidArgumentError(
@@ -418,7 +419,6 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
                      slots[ids[static_cast<size_t>(b)]].seq, " row ",
                      r->first_nonfinite_row - offs[static_cast<size_t>(b)]));
   }
-  const auto offs = batch.offsets();
   for (int64_t b = 0; b < nb; ++b) {
     Slot& s = slots[ids[static_cast<size_t>(b)]];
     const double t2 = t_end[static_cast<size_t>(b)];
