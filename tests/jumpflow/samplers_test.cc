@@ -633,7 +633,7 @@ TEST(ReproducibilityTest, ThreadsAndBatchSizeDoNotChangeResults) {
 // and as multipliers (Evaluate). Logits depend on the position, the current
 // token and t; MASK rows move (scale 1), other rows are frozen (scale 0);
 // ids below kFirst have multiplier 0.
-class LogitModel final : public RateModel {
+class LogitModel : public RateModel {
  public:
   static constexpr int32_t kV = 8, kFirst = 2;
   static constexpr Token kMaskId = 1;
@@ -758,6 +758,37 @@ TEST(FusedEventsTest, ThreadsAndBatchSizeDoNotChangeResults) {
   c.seed = 6;
   EXPECT_NE(ra->final_batch,
             Sample(model, KindSchedulers::All(sched.get()), start, c)->final_batch);
+}
+
+// A model's bad softmax logits are errors naming the model (and the
+// sequence), never samples.
+TEST(FusedEventsTest, BadLogitsAreErrors) {
+  struct Broken : public LogitModel {
+    int mode = 0;
+    absl::Status EvaluateSoftmaxLogits(const SequenceBatch& batch, SoftmaxLogits* out) override {
+      if (absl::Status s = LogitModel::EvaluateSoftmaxLogits(batch, out); !s.ok()) return s;
+      if (mode == 0) out->logits[kV + 3] = std::nanf("");
+      if (mode == 1) out->row_scales.pop_back();
+      if (mode == 2) out->row_scales[0] = -1.0f;
+      return absl::OkStatus();
+    }
+  };
+  auto sched = Sched("linear");
+  const SequenceBatch start = *SequenceBatch::FromVectors({{1}, {1, 1}}, LogitModel::kV);
+  SamplerOptions opt;
+  opt.kind = SamplerKind::kEuler;
+  const std::vector<std::string> needles = {"non-finite logit for sequence 1 row 0",
+                                            "softmax logits of the wrong shape",
+                                            "row_scales[0] = -1"};
+  for (int mode = 0; mode < 3; ++mode) {
+    Broken model;
+    model.mode = mode;
+    auto r = Sample(model, KindSchedulers::All(sched.get()), start, opt);
+    ASSERT_FALSE(r.ok()) << mode;
+    EXPECT_NE(r.status().message().find("model 'logits'"), std::string::npos) << r.status();
+    EXPECT_NE(r.status().message().find(needles[static_cast<size_t>(mode)]), std::string::npos)
+        << r.status();
+  }
 }
 
 TEST(FusedEventsTest, CudaNeedsTheFusedPathAndAGpu) {
