@@ -7,8 +7,9 @@
 # The second is for GPU machines without our Debian packages.
 #
 # Steps: device name; (build); the CUDA-vs-CPU tests (events bitwise, loss
-# 1e-5 relative), the host emulation tests and the trainer's loss on CUDA
-# (trainer_test's gradient tests); the same CUDA tests under
+# 1e-5 relative), the host emulation tests, the trainer's loss on CUDA
+# (trainer_test's gradient tests) and the samplers' fused kernels on CUDA
+# (samplers_test, the sample CLI); the same CUDA tests under
 # compute-sanitizer memcheck when it is there; the CUDA benchmarks (whole
 # calls, next to a device-to-device copy of the same bytes) with ratios to
 # the copy and to the card's theoretical peak; then, when Nsight Compute
@@ -59,12 +60,13 @@ else
     -DJUMPFLOW_BUILD_EXAMPLES=OFF > "$RESULTS/configure.log" 2>&1 ||
     { tail -30 "$RESULTS/configure.log"; echo "configure FAILED"; exit 1; }
   cmake --build "$BUILD_DIR" -j "$JOBS" --target cuda_kernels_test events_kernel_test \
-    loss_emulation_test trainer_test kernels_bench > "$RESULTS/build.log" 2>&1 ||
+    loss_emulation_test trainer_test samplers_test kernels_bench > "$RESULTS/build.log" 2>&1 ||
     { tail -40 "$RESULTS/build.log"; echo "build FAILED"; exit 1; }
   echo "build OK"
   bin=$RESULTS/bin
   mkdir -p "$bin"
-  for t in cuda_kernels_test events_kernel_test loss_emulation_test trainer_test kernels_bench; do
+  for t in cuda_kernels_test events_kernel_test loss_emulation_test trainer_test samplers_test \
+    kernels_bench; do
     ln -sf "$PWD/$(find "$bin_root" -type f -name "$t" -perm -u+x | head -1)" "$bin/$t"
   done
 fi
@@ -81,8 +83,14 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   "$bin/events_kernel_test" --gtest_brief=1 2>&1 | tail -2
   "$bin/loss_emulation_test" --gtest_brief=1 2>&1 | tail -2
   if [ -x "$bin/trainer_test" ]; then
-    echo "== trainer loss on CUDA vs CPU (train --device cuda)"
-    "$bin/trainer_test" --gtest_filter='*BatchLossGradientTest*' --gtest_brief=1 2>&1 | tail -3
+    echo "== train / sample --device cuda (trainer loss vs CPU, DFM sampling CLI)"
+    "$bin/trainer_test" --gtest_filter='*BatchLossGradientTest*:*SampleCliTest*' --gtest_brief=1 \
+      2>&1 | tail -3
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  fi
+  if [ -x "$bin/samplers_test" ]; then
+    echo "== samplers on the fused event kernels (device cuda)"
+    "$bin/samplers_test" --gtest_filter='*FusedEvents*' --gtest_brief=1 2>&1 | tail -3
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   fi
 
