@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -116,29 +117,29 @@ BENCHMARK(BM_TrainerStep_Cpu)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// A model trained for 300 steps (dim 64, 2 layers), shared by the sampling
-// benchmarks.
-TrainedModel& SamplingModel() {
-  static TrainedModel* tm = [] {
+// SamplingModel is a model of `process` trained for 300 steps (dim 64, 2
+// layers), shared by the sampling benchmarks of that process.
+TrainedModel& SamplingModel(TrainProcess process) {
+  static std::map<TrainProcess, TrainedModel*> models;
+  TrainedModel*& tm = models[process];
+  if (tm == nullptr) {
     TrainerOptions o = BenchOptions(0, 64, 2);
+    o.process = process;
+    if (process != TrainProcess::kEdit) o.time_distribution = "uniform";
     o.steps = 300;
     Trainer trainer = *Trainer::Create(o, Words());
     (void)trainer.Train();
-    return new TrainedModel(*TrainedModelFromCheckpoint(*trainer.MakeCheckpoint()));
-  }();
+    tm = new TrainedModel(*TrainedModelFromCheckpoint(*trainer.MakeCheckpoint()));
+  }
   return *tm;
 }
 
-// Args: threads, sampler (0 = Gillespie, 1 = tau-leap with 100 kappa steps).
-// One iteration = 256 words grown from empty.
-void BM_TrainedModelSample_Cpu(benchmark::State& state) {
-  TrainedModel& tm = SamplingModel();
+// TimeSampling samples 256 sequences from the model's source per iteration
+// with `opt` (threads from the benchmark's first argument) and reports
+// sequences/s, model evaluations and events per sequence.
+void TimeSampling(benchmark::State& state, TrainedModel& tm, SamplerOptions opt) {
   tbb::global_control control(tbb::global_control::max_allowed_parallelism,
                               static_cast<size_t>(state.range(0)));
-  SamplerOptions opt;
-  opt.kind = state.range(1) == 0 ? SamplerKind::kGillespie : SamplerKind::kTauLeap;
-  opt.steps = 100;
-  opt.grid = TimeGrid::kKappa;
   opt.max_length = tm.max_length();
   opt.num_threads = static_cast<int>(state.range(0));
   constexpr int64_t kNum = 256;
@@ -162,6 +163,16 @@ void BM_TrainedModelSample_Cpu(benchmark::State& state) {
   state.counters["evals/seq"] = static_cast<double>(evaluations) / static_cast<double>(sequences);
   state.counters["events/seq"] = static_cast<double>(events) / static_cast<double>(sequences);
 }
+
+// Args: threads, sampler (0 = Gillespie, 1 = tau-leap with 100 kappa steps).
+// One iteration = 256 words grown from empty by the Edit Flow model.
+void BM_TrainedModelSample_Cpu(benchmark::State& state) {
+  SamplerOptions opt;
+  opt.kind = state.range(1) == 0 ? SamplerKind::kGillespie : SamplerKind::kTauLeap;
+  opt.steps = 100;
+  opt.grid = TimeGrid::kKappa;
+  TimeSampling(state, SamplingModel(TrainProcess::kEdit), opt);
+}
 BENCHMARK(BM_TrainedModelSample_Cpu)
     ->ArgNames({"threads", "tau_leap"})
     ->Args({1, 0})
@@ -171,53 +182,17 @@ BENCHMARK(BM_TrainedModelSample_Cpu)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// A DFM (mask source) model trained for 300 steps (dim 64, 2 layers).
-TrainedModel& DfmSamplingModel() {
-  static TrainedModel* tm = [] {
-    TrainerOptions o = BenchOptions(0, 64, 2);
-    o.process = TrainProcess::kDfmMask;
-    o.time_distribution = "uniform";
-    o.steps = 300;
-    Trainer trainer = *Trainer::Create(o, Words());
-    (void)trainer.Train();
-    return new TrainedModel(*TrainedModelFromCheckpoint(*trainer.MakeCheckpoint()));
-  }();
-  return *tm;
-}
-
 // Args: threads, fused (SamplerOptions::fused_events: 1 = the token moves of
 // each round drawn by one kernels::SampleStep call from the raw logits, 0 =
 // the per-sequence path on double multipliers). One iteration = 256 words
-// unmasked by tau-leaping in 100 steps; every round evaluates the model, so
-// the difference between the two is the event drawing alone.
+// unmasked by a dfm-mask model, tau-leaping in 100 steps; every round
+// evaluates the model, so the two differ in the event drawing alone.
 void BM_DfmModelSample_Cpu(benchmark::State& state) {
-  TrainedModel& tm = DfmSamplingModel();
-  tbb::global_control control(tbb::global_control::max_allowed_parallelism,
-                              static_cast<size_t>(state.range(0)));
   SamplerOptions opt;
   opt.kind = SamplerKind::kTauLeap;
   opt.steps = 100;
-  opt.max_length = tm.max_length();
-  opt.num_threads = static_cast<int>(state.range(0));
   opt.fused_events = state.range(1) == 1;
-  constexpr int64_t kNum = 256;
-  int64_t sequences = 0, events = 0;
-  uint64_t seed = 1;
-  for (auto _ : state) {
-    opt.seed = seed++;
-    const SequenceBatch start = *tm.SourceBatch(kNum, opt.seed);
-    absl::StatusOr<SampleResult> r = Sample(*tm.model, tm.schedulers(), start, opt);
-    if (!r.ok()) {
-      state.SkipWithError(std::string(r.status().message()).c_str());
-      return;
-    }
-    sequences += kNum;
-    events += r->stats.events;
-  }
-  state.SetItemsProcessed(sequences);
-  state.counters["seqs/s"] =
-      benchmark::Counter(static_cast<double>(sequences), benchmark::Counter::kIsRate);
-  state.counters["events/seq"] = static_cast<double>(events) / static_cast<double>(sequences);
+  TimeSampling(state, SamplingModel(TrainProcess::kDfmMask), opt);
 }
 BENCHMARK(BM_DfmModelSample_Cpu)
     ->ArgNames({"threads", "fused"})
