@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "kernels/backend.h"
 #include "sequences/dataset.h"
 #include "sequences/vocabulary.h"
 
@@ -30,6 +31,11 @@ int RunBench(int argc, char** argv);
 // from the file when empty) or a token vocabulary file `vocab_path`.
 absl::StatusOr<Dataset> LoadTextData(const std::string& path, const std::string& chars,
                                      const std::string& vocab_path, const DatasetOptions& options);
+
+// ParseDevice reads a --device value (cpu | cuda) shared by the commands:
+// one line naming the flag for an unknown device, and for cuda when this
+// build has no CUDA backend or no GPU is present (never a silent fallback).
+absl::StatusOr<kernels::Backend> ParseDevice(const std::string& value);
 
 }  // namespace jumpflow::cli
 

@@ -55,17 +55,8 @@ class ProgressBar {
 // is a one-line error when this build has no CUDA backend or no GPU is
 // present, and for any other model or sampler. Never a silent fallback.
 absl::StatusOr<kernels::Backend> ParseDeviceFlag(const FlagSet& flags, SamplerKind sampler) {
-  const std::string value = flags.Get("device");
-  absl::StatusOr<kernels::Backend> device = kernels::ParseBackend(value);
-  if (!device.ok()) {
-    return absl::Status(device.status().code(),
-                        absl::StrCat("--device: ", device.status().message()));
-  }
-  if (*device == kernels::Backend::kCpu) return device;
-  const absl::Status available = kernels::CheckBackendAvailable(*device);
-  if (!available.ok()) {
-    return absl::Status(available.code(), absl::StrCat("--device cuda: ", available.message()));
-  }
+  JUMPFLOW_ASSIGN_OR_RETURN(const kernels::Backend device, ParseDevice(flags.Get("device")));
+  if (device == kernels::Backend::kCpu) return device;
   if (flags.Get("model") == "oracle" ||
       (sampler != SamplerKind::kEuler && sampler != SamplerKind::kTauLeap)) {
     return absl::InvalidArgumentError(

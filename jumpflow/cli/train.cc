@@ -17,7 +17,6 @@
 #include "jumpflow/model/checkpoint.h"
 #include "jumpflow/status_macros.h"
 #include "jumpflow/trainer.h"
-#include "kernels/backend.h"
 #include "sequences/file_util.h"
 
 namespace jumpflow::cli {
@@ -211,19 +210,6 @@ absl::StatusOr<Data> LoadData(const FlagSet& flags, const Vocabulary* vocab) {
   }
   JUMPFLOW_ASSIGN_OR_RETURN(out.x1, Dataset::FromSequences(v, std::move(x1)));
   return out;
-}
-
-// ParseDevice reads --device (cpu | cuda); cuda must be usable here (this
-// build has the CUDA backend and a GPU is present): one line otherwise.
-absl::StatusOr<kernels::Backend> ParseDevice(const std::string& value) {
-  absl::StatusOr<kernels::Backend> device = kernels::ParseBackend(value);
-  if (!device.ok())
-    return absl::Status(device.status().code(), StrCat("--device: ", device.status().message()));
-  const absl::Status available = kernels::CheckBackendAvailable(*device);
-  if (!available.ok()) {
-    return absl::Status(available.code(), StrCat("--device ", value, ": ", available.message()));
-  }
-  return device;
 }
 
 absl::Status Train(const FlagSet& flags) {
