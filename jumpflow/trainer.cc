@@ -424,7 +424,6 @@ uint64_t DataFingerprint(const Dataset& data, const std::vector<std::vector<Toke
 absl::StatusOr<double> BatchLoss(const TrainingBatch& batch, const OutputHeads& heads,
                                  const Transformer::Outputs& out, std::span<float> d_token,
                                  std::span<float> d_gap, kernels::Backend device) {
-  JUMPFLOW_RETURN_IF_ERROR(kernels::CheckBackendAvailable(device));
   LossScratch scratch;
   return BatchLossImpl(batch, heads, out, d_token, d_gap, device, &scratch);
 }
