@@ -192,36 +192,9 @@ std::string TransformerRateModel::Name() const {
                 ", ", model_.NumParameters(), " parameters)");
 }
 
-absl::Status TransformerRateModel::EvaluateSoftmaxLogits(const SequenceBatch& batch,
-                                                         SoftmaxLogits* out) {
-  if (heads_.process != ProcessKind::kDfm) return RateModel::EvaluateSoftmaxLogits(batch, out);
+absl::Status TransformerRateModel::ForwardChecked(const SequenceBatch& batch) {
   JUMPFLOW_RETURN_IF_ERROR(model_.Forward(batch, &workspace_, &outputs_));
-  const int64_t v = model_.config().vocab_size, tc = outputs_.token_columns;
-  const int64_t first = model_.layout().token_logits, nt = batch.num_tokens();
-  out->logits.resize(static_cast<size_t>(nt * v));
-  out->row_scales.resize(static_cast<size_t>(nt));
-  out->first_token = Vocabulary::kNumSpecials;
-  const std::span<const Token> tokens = batch.tokens();
-  for (int64_t r = 0; r < nt; ++r) {
-    const float* z = outputs_.token_out.data() + r * tc + first;
-    for (int64_t k = 0; k < v; ++k) {
-      if (!std::isfinite(z[k])) {
-        return InvalidArgumentError(StrCat("model output of token row ", r, " is not finite"));
-      }
-    }
-    std::memcpy(out->logits.data() + r * v, z, static_cast<size_t>(v) * sizeof(float));
-    out->row_scales[static_cast<size_t>(r)] =
-        heads_.frozen_unmasked && tokens[static_cast<size_t>(r)] != Vocabulary::kMask ? 0.0f : 1.0f;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status TransformerRateModel::Evaluate(const SequenceBatch& batch, RateOutputs* out) {
-  JUMPFLOW_RETURN_IF_ERROR(model_.Forward(batch, &workspace_, &outputs_));
-  const HeadLayout& layout = model_.layout();
-  const int64_t v = model_.config().vocab_size;
   const int64_t tc = outputs_.token_columns, gc = outputs_.gap_columns;
-  // Non-finite outputs mean a broken model: name the row instead of sampling.
   for (size_t k = 0; k < outputs_.token_out.size(); ++k) {
     if (!std::isfinite(outputs_.token_out[k])) {
       return InvalidArgumentError(StrCat("model output of token row ", k / tc, " is not finite"));
@@ -232,6 +205,32 @@ absl::Status TransformerRateModel::Evaluate(const SequenceBatch& batch, RateOutp
       return InvalidArgumentError(StrCat("model output of gap row ", k / gc, " is not finite"));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status TransformerRateModel::EvaluateSoftmaxLogits(const SequenceBatch& batch,
+                                                         SoftmaxLogits* out) {
+  if (heads_.process != ProcessKind::kDfm) return RateModel::EvaluateSoftmaxLogits(batch, out);
+  JUMPFLOW_RETURN_IF_ERROR(ForwardChecked(batch));
+  const int64_t v = model_.config().vocab_size, tc = outputs_.token_columns;
+  const int64_t first = model_.layout().token_logits, nt = batch.num_tokens();
+  out->logits.resize(static_cast<size_t>(nt * v));
+  out->row_scales.resize(static_cast<size_t>(nt));
+  out->first_token = Vocabulary::kNumSpecials;
+  for (int64_t r = 0; r < nt; ++r) {
+    std::memcpy(out->logits.data() + r * v, outputs_.token_out.data() + r * tc + first,
+                static_cast<size_t>(v) * sizeof(float));
+    out->row_scales[static_cast<size_t>(r)] =
+        Frozen(batch.tokens()[static_cast<size_t>(r)]) ? 0.0f : 1.0f;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TransformerRateModel::Evaluate(const SequenceBatch& batch, RateOutputs* out) {
+  JUMPFLOW_RETURN_IF_ERROR(ForwardChecked(batch));
+  const HeadLayout& layout = model_.layout();
+  const int64_t v = model_.config().vocab_size;
+  const int64_t tc = outputs_.token_columns, gc = outputs_.gap_columns;
   const OutputHeads& heads = heads_;
   // A causal model is a left-to-right insertion model: only the last gap of
   // each sequence inserts (jumpflow/processes/edit_flow.h, all prefixes).
@@ -254,7 +253,7 @@ absl::Status TransformerRateModel::Evaluate(const SequenceBatch& batch, RateOutp
             const size_t ur = static_cast<size_t>(r);
             switch (heads.process) {
               case ProcessKind::kDfm:
-                if (heads.frozen_unmasked && batch.tokens()[ur] != Vocabulary::kMask) {
+                if (Frozen(batch.tokens()[ur])) {
                   out->token_rate[ur] = 0.0;
                   std::fill(dist, dist + v, 0.0);
                   break;
@@ -276,7 +275,7 @@ absl::Status TransformerRateModel::Evaluate(const SequenceBatch& batch, RateOutp
               case ProcessKind::kBranching:
                 out->split_rate[ur] = c_split * Link(heads.rate_link, z[layout.split_rate]);
                 out->delete_rate[ur] = c_del * Sigmoid(z[layout.delete_logit]);
-                if (heads.frozen_unmasked && batch.tokens()[ur] != Vocabulary::kMask) {
+                if (Frozen(batch.tokens()[ur])) {
                   out->split_rate[ur] = 0.0;
                   out->token_rate[ur] = 0.0;
                   std::fill(dist, dist + v, 0.0);

@@ -246,6 +246,13 @@ class TransformerRateModel final : public RateModel {
  private:
   TransformerRateModel(Transformer model, OutputHeads heads, double bound_factor);
 
+  // ForwardChecked runs the transformer on `batch` into outputs_ and names
+  // the first token or gap row with a non-finite output (a broken model).
+  absl::Status ForwardChecked(const SequenceBatch& batch);
+  // Frozen is true for a token row that never moves: a non-MASK token of a
+  // mask-source model (OutputHeads::frozen_unmasked).
+  bool Frozen(Token x) const { return heads_.frozen_unmasked && x != Vocabulary::kMask; }
+
   Transformer model_;
   OutputHeads heads_;
   double bound_factor_;
