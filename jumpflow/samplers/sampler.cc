@@ -198,6 +198,11 @@ class Engine {
   double NextEventTime(double t, const std::array<double, kNumKinds>& b, double e) const;
   // AdaptiveStepEnd returns the end of the adaptive leap from t.
   double AdaptiveStepEnd(double t, const std::array<double, kNumKinds>& m) const;
+  // NextGridTime is the first grid point after t (1 past the last).
+  double NextGridTime(double t) const {
+    auto it = std::upper_bound(grid_.begin(), grid_.end(), t);
+    return it == grid_.end() ? 1.0 : *it;
+  }
   // Fire returns 1 - S_k(t2) / S_k(t1) for each used kind.
   std::array<double, kNumKinds> Fire(double t1, double t2) const;
   void Leap(Slot& s, const std::array<double, kNumKinds>& q, bool poisson, double t_end,
@@ -378,8 +383,7 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
   std::vector<uint32_t> streams(static_cast<size_t>(nb)), steps(static_cast<size_t>(nb));
   for (int64_t b = 0; b < nb; ++b) {
     Slot& s = slots[ids[static_cast<size_t>(b)]];
-    auto it = std::upper_bound(grid_.begin(), grid_.end(), s.t);
-    const double t2 = it == grid_.end() ? 1.0 : *it;
+    const double t2 = NextGridTime(s.t);
     ++s.step;
     ++s.steps;
     fire[static_cast<size_t>(b)] = Fire(s.t, t2)[kTok];
@@ -800,8 +804,7 @@ void Engine::AdvanceGrid(Slot& s) {
     s.done = true;
     return;
   }
-  auto it = std::upper_bound(grid_.begin(), grid_.end(), s.t);
-  const double t2 = it == grid_.end() ? 1.0 : *it;
+  const double t2 = NextGridTime(s.t);
   const auto q = Fire(s.t, t2);
   ++s.step;
   ++s.steps;
