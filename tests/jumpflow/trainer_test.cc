@@ -860,16 +860,36 @@ TEST(RateModelAdapterTest, GatedInsertionRatesUseTheGatedSurvivalScale) {
 // ---------------------------------------------------------------------------
 // `jumpflow train` flags.
 
-int RunTrainArgs(std::vector<std::string> args, std::string* err) {
-  args.insert(args.begin(), {"jumpflow", "train"});
+// RunCli runs `jumpflow COMMAND ARGS` through `run`, capturing stdout
+// (into *out when given) and stderr.
+int RunCli(int (*run)(int, char**), const char* command, std::vector<std::string> args,
+           std::string* out, std::string* err) {
+  args.insert(args.begin(), {"jumpflow", command});
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   ::testing::internal::CaptureStderr();
   ::testing::internal::CaptureStdout();
-  const int rc = cli::RunTrain(static_cast<int>(argv.size()), argv.data());
+  const int rc = run(static_cast<int>(argv.size()), argv.data());
   *err = ::testing::internal::GetCapturedStderr();
-  (void)::testing::internal::GetCapturedStdout();
+  const std::string captured = ::testing::internal::GetCapturedStdout();
+  if (out != nullptr) *out = captured;
   return rc;
+}
+
+int RunTrainArgs(std::vector<std::string> args, std::string* err) {
+  return RunCli(cli::RunTrain, "train", std::move(args), nullptr, err);
+}
+
+int RunSampleArgs(std::vector<std::string> args, std::string* out, std::string* err) {
+  return RunCli(cli::RunSample, "sample", std::move(args), out, err);
+}
+
+// ExpectOneLineError checks a failed command: non-zero exit, one line on
+// stderr containing `needle`.
+void ExpectOneLineError(int rc, const std::string& err, const std::string& needle) {
+  EXPECT_NE(rc, 0) << needle;
+  EXPECT_NE(err.find(needle), std::string::npos) << "stderr: " << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
 }
 
 TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
@@ -912,9 +932,8 @@ TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
   }
   for (const Case& c : all) {
     std::string err;
-    EXPECT_NE(RunTrainArgs(c.args, &err), 0) << c.needle;
-    EXPECT_NE(err.find(c.needle), std::string::npos) << "stderr: " << err;
-    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    const int rc = RunTrainArgs(c.args, &err);
+    ExpectOneLineError(rc, err, c.needle);
   }
 
   // A short run writes the checkpoint and log; --resume continues it and
@@ -934,19 +953,6 @@ TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
   EXPECT_EQ((*LoadCheckpoint(ckpt)).optimizer_step, 8);
   EXPECT_NE(RunTrainArgs({"--data", data, "--out", ckpt, "--resume", "--lr", "1"}, &err), 0);
   EXPECT_NE(err.find("--lr cannot be combined with --resume"), std::string::npos) << err;
-}
-
-// RunSampleArgs runs `jumpflow sample ARGS`, capturing stdout and stderr.
-int RunSampleArgs(std::vector<std::string> args, std::string* out, std::string* err) {
-  args.insert(args.begin(), {"jumpflow", "sample"});
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  ::testing::internal::CaptureStderr();
-  ::testing::internal::CaptureStdout();
-  const int rc = cli::RunSample(static_cast<int>(argv.size()), argv.data());
-  *err = ::testing::internal::GetCapturedStderr();
-  *out = ::testing::internal::GetCapturedStdout();
-  return rc;
 }
 
 // A DFM checkpoint samples with tau-leaping through the fused event kernels
@@ -980,18 +986,11 @@ TEST(SampleCliTest, DfmCheckpointsUseTheFusedKernelsOnTheChosenDevice) {
   if (!gpu) {
     EXPECT_NE(err.find("--device cuda: "), std::string::npos) << err;
   }
-  struct Case {
-    std::vector<std::string> args;
-    std::string needle;
-  };
-  std::vector<Case> cases = {{with({"--device", "gpu"}), "--device: unknown device 'gpu'"}};
+  int rc = RunSampleArgs(with({"--device", "gpu"}), &out, &err);
+  ExpectOneLineError(rc, err, "--device: unknown device 'gpu'");
   if (gpu) {
-    cases.push_back({with({"--device", "cuda", "--sampler", "gillespie"}), "only DFM checkpoints"});
-  }
-  for (const Case& c : cases) {
-    EXPECT_NE(RunSampleArgs(c.args, &out, &err), 0) << c.needle;
-    EXPECT_NE(err.find(c.needle), std::string::npos) << err;
-    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    rc = RunSampleArgs(with({"--device", "cuda", "--sampler", "gillespie"}), &out, &err);
+    ExpectOneLineError(rc, err, "only DFM checkpoints");
   }
 }
 
