@@ -884,6 +884,13 @@ int RunSampleArgs(std::vector<std::string> args, std::string* out, std::string* 
   return RunCli(cli::RunSample, "sample", std::move(args), out, err);
 }
 
+// WriteWords writes the test words to `path`, one per line.
+void WriteWords(const std::string& path) {
+  std::string text;
+  for (const std::string& w : Words()) absl::StrAppend(&text, w, "\n");
+  ASSERT_TRUE(WriteFileAtomically(path, text).ok());
+}
+
 // ExpectOneLineError checks a failed command: non-zero exit, one line on
 // stderr containing `needle`.
 void ExpectOneLineError(int rc, const std::string& err, const std::string& needle) {
@@ -894,9 +901,7 @@ void ExpectOneLineError(int rc, const std::string& err, const std::string& needl
 
 TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
   const std::string data = TempPath("cli_words.txt");
-  std::string text;
-  for (const std::string& w : Words()) absl::StrAppend(&text, w, "\n");
-  ASSERT_TRUE(WriteFileAtomically(data, text).ok());
+  ASSERT_NO_FATAL_FAILURE(WriteWords(data));
   const std::string ckpt = TempPath("cli.ckpt");
   std::filesystem::remove(ckpt);  // the --resume case needs it missing
   struct Case {
@@ -961,9 +966,7 @@ TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
 // or a sampler without the fused path.
 TEST(SampleCliTest, DfmCheckpointsUseTheFusedKernelsOnTheChosenDevice) {
   const std::string data = TempPath("sample_cli_words.txt");
-  std::string text;
-  for (const std::string& w : Words()) absl::StrAppend(&text, w, "\n");
-  ASSERT_TRUE(WriteFileAtomically(data, text).ok());
+  ASSERT_NO_FATAL_FAILURE(WriteWords(data));
   const std::string ckpt = TempPath("sample_cli_dfm.ckpt");
   std::string out, err;
   ASSERT_EQ(RunTrainArgs({"--data", data, "--out", ckpt, "--process", "dfm-mask", "--steps", "5",
