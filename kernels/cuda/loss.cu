@@ -3,7 +3,9 @@
 // kWarpRowMaxCols columns (eight rows per block); above that one block of
 // kBlockThreads per row, with a grid-stride loop over the rows and only as
 // many blocks as keep the rows in flight within the L2 (the three passes
-// over a row then read it from DRAM once).
+// over a row then read it from DRAM once) and as are resident at once (one
+// wave). Pass C's loads and the gradient stores are marked evict-first
+// (loss_row.h: LoadLast, StoreOnce).
 // The row arithmetic is kernels/detail/loss_row.h, shared with the host
 // emulation the tests run. Row losses go to a device array reduced by one
 // block in a fixed order (deterministic run to run); the mean's row count
@@ -166,8 +168,10 @@ __global__ void LossWarpKernel(DeviceLossArgs d) {
   FinishRow(team, d, r, in, weight, out);
 }
 
+// LossBlockKernel is held to 64 registers (2 blocks of 512 threads per
+// multiprocessor; BlockGridSize counts on the resident blocks).
 template <Divergence D, bool kDense>
-__global__ void __launch_bounds__(kBlockThreads) LossBlockKernel(DeviceLossArgs d) {
+__global__ void __launch_bounds__(kBlockThreads, 2) LossBlockKernel(DeviceLossArgs d) {
   __shared__ double scratch[BlockTeam::kWarps];
   const BlockTeam team{scratch};
   for (int64_t r = blockIdx.x; r < d.a.rows; r += gridDim.x) {
@@ -182,14 +186,21 @@ __global__ void __launch_bounds__(kBlockThreads) LossBlockKernel(DeviceLossArgs 
 
 // BlockGridSize is the LossBlockKernel grid: as many blocks as keep their
 // rows' raw outputs within 3/4 of the L2 (at least one block per
-// multiprocessor), at most one per row.
+// multiprocessor), at most as many as are resident at once, at most one per
+// row. A grid larger than the resident blocks runs in waves: the blocks of
+// the last wave start when the first finish all their rows, and run with
+// the machine part empty (V = 32768 on the H200: 360 blocks for 264 slots).
+template <Divergence D, bool kDense>
 std::string BlockGridSize(int64_t rows, int64_t cols, unsigned* grid) {
-  int dev = 0, sms = 0, l2 = 0;
+  int dev = 0, sms = 0, l2 = 0, per_sm = 0;
   JUMPFLOW_CUDA_TRY(cudaGetDevice(&dev));
   JUMPFLOW_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   JUMPFLOW_CUDA_TRY(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
+  JUMPFLOW_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &per_sm, LossBlockKernel<D, kDense>, kBlockThreads, 0));
   const int64_t row_bytes = cols * static_cast<int64_t>(sizeof(float));  // re-read: raw
   int64_t blocks = std::max<int64_t>(sms, int64_t{l2} * 3 / 4 / std::max<int64_t>(row_bytes, 1));
+  blocks = std::min<int64_t>(blocks, int64_t{sms} * std::max(per_sm, 1));
   blocks = std::min(blocks, rows);
   *grid = static_cast<unsigned>(std::max<int64_t>(blocks, 1));
   return {};
@@ -236,7 +247,7 @@ std::string LaunchRows(const DeviceLossArgs& d, int64_t cols, cudaStream_t strea
     JUMPFLOW_CUDA_TRY_LAUNCH("LossWarpKernel");
   } else {
     unsigned grid = 0;
-    JUMPFLOW_STAGE(BlockGridSize(d.a.rows, cols, &grid));
+    JUMPFLOW_STAGE((BlockGridSize<D, kDense>(d.a.rows, cols, &grid)));
     LossBlockKernel<D, kDense><<<grid, kBlockThreads, 0, stream>>>(d);
     JUMPFLOW_CUDA_TRY_LAUNCH("LossBlockKernel");
   }
