@@ -91,15 +91,27 @@ __device__ void WarpScanRow(const float* z, int64_t v, int32_t x, RowScan* scan)
 // scanned with depth 4, shorter ones with depth 2 (see WarpScanRow).
 constexpr int64_t kDeepScanMinVocab = 4096;
 
-// RowRateOf finishes a scanned row (on any lane: the same scalar code on the
-// shared scan gives every lane the same values); false when not finite.
+// WarpLaneTotal is detail::LaneTotal of the 32 lane sums, lane j holding
+// s[j], computed by the warp with the same tree (t[j] = s[j] + s[j + 16],
+// then t[j] += t[j + w] for w = 8, 4, 2, 1) as shuffles; every lane gets
+// the total. The same doubles added in the same pairs: the same bits.
+__device__ double WarpLaneTotal(float s) {
+  double t = static_cast<double>(s);
+#pragma unroll
+  for (int w = kLanes / 2; w >= 1; w /= 2) t = t + __shfl_down_sync(kFullMask, t, w);
+  return __shfl_sync(kFullMask, t, 0);
+}
+
+// RowRateOf finishes a scanned row from its lane total (WarpLaneTotal; on
+// any lane: every lane gets the same values); false when not finite.
 __device__ bool RowRateOf(Parametrization p, const float* raw_row, int64_t v, int32_t x, float c,
-                          const RowScan& scan, double* rate, double* s_excl) {
+                          const RowScan& scan, double total, double* rate, double* s_excl) {
   const bool finite = scan.finite && (!HasRateColumn(p) || detail::IsFiniteF(raw_row[0]));
   *rate = 0.0;
   *s_excl = 0.0;
   if (!finite) return false;
-  *rate = detail::ScanRowRate(p, raw_row, v, x, c, scan, s_excl);
+  *s_excl = total;
+  *rate = detail::RowRateFromTotal(p, raw_row, v, x, c, scan.zmax, total);
   return true;
 }
 
@@ -108,6 +120,36 @@ struct WarpSelect {
   double seg[detail::kSegments];
   float e[kLanes];
 };
+
+// SegmentSumBatched is detail::SegmentSum (the same additions in the same
+// order) with the loads issued kSegmentBatch at a time instead of one per
+// element (a segment's elements are 32 floats apart, 32 of them at V =
+// 32768). On the H200 batches of 16 took ~1 us off the Gillespie select
+// kernel and SampleStep at V = 32768 (~3%); 4 keeps the depth-2 SampleStep
+// kernel within 48 registers without spills.
+constexpr int kSegmentBatch = 4;
+
+__device__ double SegmentSumBatched(const float* z, int64_t v, int32_t x, float zmax, int lane,
+                                    int seg) {
+  const int64_t len = detail::SegmentLength(v), n = detail::LaneLength(v, lane);
+  const int64_t end = (seg + 1) * len < n ? (seg + 1) * len : n;
+  double s = 0.0;
+  for (int64_t i0 = seg * len; i0 < end; i0 += kSegmentBatch) {
+    float zb[kSegmentBatch];
+#pragma unroll
+    for (int j = 0; j < kSegmentBatch; ++j) {
+      const int64_t i = i0 + j;
+      zb[j] = i < end ? z[lane + static_cast<int64_t>(kLanes) * i] : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < kSegmentBatch; ++j) {
+      const int64_t i = i0 + j;
+      const int64_t k = lane + static_cast<int64_t>(kLanes) * i;
+      if (i < end && k != x) s += static_cast<double>(detail::ExpEvF(zb[j] - zmax));
+    }
+  }
+  return s;
+}
 
 // WarpSelectToken is detail::SelectToken run by the whole warp (every lane
 // gets the token): thread j computes segment sum j of the chosen lane, every
@@ -120,7 +162,7 @@ __device__ int32_t WarpSelectToken(const float* z, int64_t v, int32_t x, const R
   double rem = 0.0;
   const int lane = detail::SelectLane(scan.lane, s_excl, u, &rem);
   if (lane < 0) return -1;
-  ws->seg[me] = detail::SegmentSum(z, v, x, scan.zmax, lane, me);
+  ws->seg[me] = SegmentSumBatched(z, v, x, scan.zmax, lane, me);
   __syncwarp();
   const int seg = detail::PickSegment(ws->seg, &rem);
   __syncwarp();
@@ -174,13 +216,14 @@ struct Counters {
 };
 
 // SampleStepKernel: one warp per row. The depth-2 kernel (short rows, many
-// of them) is compiled for 4 resident blocks per multiprocessor, i.e. at
-// most 64 registers a thread: left alone nvcc gave it 72, and occupancy
-// matters there (on the H200 at V = 1024 the scan at 118 registers ran 35%
-// slower than at 64). Long rows are few (2048 at V = 32768: 2 blocks per
-// multiprocessor), so the depth-4 kernel may use up to 128.
+// of them) is compiled for 5 resident blocks per multiprocessor, i.e. at
+// most 48 registers a thread, and occupancy matters there: on the H200 at
+// V = 1024 the scan ran 35% slower at 118 registers than at 64, and 38.2 ->
+// 35.5 us from 64 to 48 (after the lane total became a shuffle tree, which
+// needs no spills at 48; before it, 48 spilled and ran slower). The depth-4
+// kernel (long rows, few of them) is held to 80 (3 blocks).
 template <int kDepth>
-__global__ void __launch_bounds__(32 * kWarpsPerBlock, kDepth == 2 ? 4 : 2)
+__global__ void __launch_bounds__(32 * kWarpsPerBlock, kDepth == 2 ? 5 : 3)
     SampleStepKernel(SampleStepArgs a, Counters* counters) {
   __shared__ RowScan scans[kWarpsPerBlock];
   __shared__ WarpSelect selects[kWarpsPerBlock];
@@ -212,7 +255,8 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, kDepth == 2 ? 4 : 2)
   double rate = 0.0, s_excl = 0.0;
   uint8_t jumped = 0;
   int32_t token = x;
-  if (!RowRateOf(a.parametrization, raw_row, v, x, c, *scan, &rate, &s_excl)) {
+  const double total = WarpLaneTotal(scan->lane[lane]);
+  if (!RowRateOf(a.parametrization, raw_row, v, x, c, *scan, total, &rate, &s_excl)) {
     if (lane == 0) AtomicMinRow(&counters->first_nonfinite, r);
   } else {
     const double p = detail::JumpProbabilityOf(a.jump == JumpProbability::kExponential, rate, fire);
@@ -259,38 +303,57 @@ __global__ void GillespieRowsKernel(GillespieArgs a, Counters* counters, RowScan
       stored[r].finite = scan->finite;
     }
   }
+  const double total = WarpLaneTotal(scan->lane[lane]);
   if (lane != 0) return;
   const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
   double rate = 0.0, s_excl = 0.0;
-  if (!RowRateOf(a.parametrization, raw_row, v, x, c, *scan, &rate, &s_excl)) {
+  if (!RowRateOf(a.parametrization, raw_row, v, x, c, *scan, total, &rate, &s_excl)) {
     AtomicMinRow(&counters->first_nonfinite, r);
   }
   a.row_rate[r] = rate;
 }
 
+// kStagePerLane: the Gillespie select kernel stages kLanes x kStagePerLane
+// row rates at a time (on the H200 8 instead of 1 took it from 29.9 to
+// 26.8 us at V = 1024 and from 37.7 to 33.1 us at V = 32768).
+constexpr int kStagePerLane = 8;
+
 template <int kDepth>
 __global__ void GillespieSelectKernel(GillespieArgs a, Counters* counters, const RowScan* stored) {
+  constexpr int kStage = kLanes * kStagePerLane;
   __shared__ RowScan scans[kWarpsPerBlock];
   __shared__ WarpSelect selects[kWarpsPerBlock];
-  __shared__ double staged[kWarpsPerBlock][kLanes];
+  __shared__ double staged[kWarpsPerBlock][kStage];
   const int warp = static_cast<int>(threadIdx.x >> 5);
   const int lane = static_cast<int>(threadIdx.x & 31u);
   const int64_t b = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
   if (b >= a.num_sequences) return;
   const int64_t begin = a.offsets[b], end = a.offsets[b + 1];
   double* sh = staged[warp];
-  // The sequence's row rates pass through shared memory 32 at a time (one
-  // coalesced load each); every lane then runs the same sequential double
-  // sum and detail::SelectRow walk over them, so every lane gets the CPU's
-  // bits without a global-memory latency per row.
+  // The sequence's row rates pass through shared memory kStage at a time
+  // (each lane issues its kStagePerLane loads together: one memory latency
+  // per stage); every lane then runs the same sequential double sum and
+  // detail::SelectRow walk over them, so every lane gets the CPU's bits.
+  // A sequence of at most kStage rows is staged once for both walks.
+  int64_t staged_base = -1;
   auto stage = [&](int64_t base) {
+    const int n = end - base < kStage ? static_cast<int>(end - base) : kStage;
+    if (base == staged_base) return n;
+    staged_base = base;
+    double vals[kStagePerLane];
+#pragma unroll
+    for (int j = 0; j < kStagePerLane; ++j) {
+      const int64_t i = base + j * kLanes + lane;
+      vals[j] = i < end ? a.row_rate[i] : 0.0;
+    }
     __syncwarp();
-    sh[lane] = base + lane < end ? a.row_rate[base + lane] : 0.0;
+#pragma unroll
+    for (int j = 0; j < kStagePerLane; ++j) sh[j * kLanes + lane] = vals[j];
     __syncwarp();
-    return end - base < kLanes ? static_cast<int>(end - base) : kLanes;
+    return n;
   };
   double sum = 0.0;
-  for (int64_t base = begin; base < end; base += kLanes) {
+  for (int64_t base = begin; base < end; base += kStage) {
     const int n = stage(base);
     for (int j = 0; j < n; ++j) sum += sh[j];
   }
@@ -310,7 +373,7 @@ __global__ void GillespieSelectKernel(GillespieArgs a, Counters* counters, const
   double acc = 0.0;
   int64_t row = -1;
   bool found = false;
-  for (int64_t base = begin; base < end && !found; base += kLanes) {
+  for (int64_t base = begin; base < end && !found; base += kStage) {
     const int n = stage(base);
     for (int j = 0; j < n; ++j) {
       const double m = sh[j];
@@ -343,7 +406,8 @@ __global__ void GillespieSelectKernel(GillespieArgs a, Counters* counters, const
   }
   const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
   double rate = 0.0, s_excl = 0.0;
-  RowRateOf(a.parametrization, raw_row, v, x, c, *scan, &rate, &s_excl);
+  RowRateOf(a.parametrization, raw_row, v, x, c, *scan, WarpLaneTotal(scan->lane[lane]), &rate,
+            &s_excl);
   const int32_t t = WarpSelectToken(z, v, x, *scan, s_excl, u_token, &selects[warp]);
   if (t < 0 || lane != 0) return;
   a.event_position[b] = static_cast<int32_t>(row);

@@ -84,6 +84,22 @@ TEST(CudaEventsTest, SampleStepManySequencesMatchesCpuBitwise) {
   ExpectSameBits(cpu.rate, gpu.rate, "row_rate");
 }
 
+// Nearly every row jumps, so nearly every warp also runs the token choice.
+TEST(CudaEventsTest, SampleStepMostRowsJumpingMatchesCpuBitwise) {
+  JUMPFLOW_SKIP_WITHOUT_GPU();
+  const Batch bt = MakeBatch(Parametrization::kSoftmax, 300, 60, 64, 13, 1000.0);
+  StepOut cpu, gpu;
+  cpu.result = SampleStepCpu(StepArgs(bt, &cpu, 3, true, true, JumpProbability::kLinear));
+  const absl::StatusOr<SampleStepResult> r =
+      SampleStep(Backend::kCuda, StepArgs(bt, &gpu, 3, true, true, JumpProbability::kLinear));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(cpu.result.jumps, 5000);
+  EXPECT_EQ(r->jumps, cpu.result.jumps);
+  ExpectSameBits(cpu.jumped, gpu.jumped, "jumped");
+  ExpectSameBits(cpu.token, gpu.token, "new_token");
+  ExpectSameBits(cpu.rate, gpu.rate, "row_rate");
+}
+
 TEST(CudaEventsTest, GillespieMatchesCpuBitwise) {
   JUMPFLOW_SKIP_WITHOUT_GPU();
   uint64_t seed = 50;
