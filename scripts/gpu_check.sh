@@ -20,7 +20,8 @@
 # Environment: BUILD_DIR (default build-gpu), ARCH (CMAKE_CUDA_ARCHITECTURES,
 # default 90 = H100/H200), JOBS, BENCH_MIN_TIME (default 0.2), PREBUILT,
 # SKIP_TESTS=1 (benchmarks only, raw benchmark lines to the file only: for
-# a second, baseline set of binaries in the same call).
+# a second, baseline set of binaries in the same call), MEMCHECK_FILTER (a
+# gtest filter for the memcheck run, default all CUDA tests).
 set -u
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build-gpu}
@@ -97,7 +98,8 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   if command -v compute-sanitizer >/dev/null 2>&1; then
     echo "== compute-sanitizer memcheck (CUDA tests)"
     timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
-      "$bin/cuda_kernels_test" --gtest_brief=1 > "$RESULTS/memcheck.txt" 2>&1
+      "$bin/cuda_kernels_test" --gtest_brief=1 --gtest_filter="${MEMCHECK_FILTER:-*}" \
+      > "$RESULTS/memcheck.txt" 2>&1
     rc=$?
     tail -6 "$RESULTS/memcheck.txt"
     echo "memcheck exit $rc"
