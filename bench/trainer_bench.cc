@@ -182,24 +182,23 @@ BENCHMARK(BM_TrainedModelSample_Cpu)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// Args: threads, fused (SamplerOptions::fused_events: 1 = the token moves of
-// each round drawn by one kernels::SampleStep call from the raw logits, 0 =
-// the per-sequence path on double multipliers). One iteration = 256 words
-// unmasked by a dfm-mask model, tau-leaping in 100 steps; every round
-// evaluates the model, so the two differ in the event drawing alone.
+// Args: threads, fused (SamplerOptions::fused_events: 1 = each round's
+// events drawn by one fused kernel call from the raw logits, 0 = the
+// per-sequence path on double multipliers), gillespie (0 = tau-leaping in
+// 100 steps, one kernels::SampleStep call a round; 1 = exact Gillespie, one
+// kernels::Gillespie call a round). One iteration = 256 words unmasked by a
+// dfm-mask model; every round evaluates the model, so fused and
+// per-sequence differ in the event drawing alone.
 void BM_DfmModelSample_Cpu(benchmark::State& state) {
   SamplerOptions opt;
-  opt.kind = SamplerKind::kTauLeap;
+  opt.kind = state.range(2) == 1 ? SamplerKind::kGillespie : SamplerKind::kTauLeap;
   opt.steps = 100;
   opt.fused_events = state.range(1) == 1;
   TimeSampling(state, SamplingModel(TrainProcess::kDfmMask), opt);
 }
 BENCHMARK(BM_DfmModelSample_Cpu)
-    ->ArgNames({"threads", "fused"})
-    ->Args({1, 0})
-    ->Args({1, 1})
-    ->Args({2, 0})
-    ->Args({2, 1})
+    ->ArgNames({"threads", "fused", "gillespie"})
+    ->ArgsProduct({{1, 2}, {0, 1}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -51,17 +51,19 @@ class ProgressBar {
 
 // ParseDeviceFlag handles --device: cpu runs everything on the host; cuda
 // runs the samplers' fused event kernels on the GPU, which applies to DFM
-// checkpoints with --sampler euler or tau-leap (SamplerOptions::device); it
+// checkpoints with --sampler euler, tau-leap or gillespie
+// (SamplerOptions::device); it
 // is a one-line error when this build has no CUDA backend or no GPU is
 // present, and for any other model or sampler. Never a silent fallback.
 absl::StatusOr<kernels::Backend> ParseDeviceFlag(const FlagSet& flags, SamplerKind sampler) {
   JUMPFLOW_ASSIGN_OR_RETURN(const kernels::Backend device, ParseDevice(flags.Get("device")));
   if (device == kernels::Backend::kCpu) return device;
   if (flags.Get("model") == "oracle" ||
-      (sampler != SamplerKind::kEuler && sampler != SamplerKind::kTauLeap)) {
+      (sampler != SamplerKind::kEuler && sampler != SamplerKind::kTauLeap &&
+       sampler != SamplerKind::kGillespie)) {
     return absl::InvalidArgumentError(
-        "--device cuda: only DFM checkpoints (--model) with --sampler euler or tau-leap run on "
-        "the GPU (the fused event kernels); use --device cpu");
+        "--device cuda: only DFM checkpoints (--model) with --sampler euler, tau-leap or "
+        "gillespie run on the GPU (the fused event kernels); use --device cpu");
   }
   return device;
 }
@@ -270,7 +272,8 @@ int RunSample(int argc, char** argv) {
   flags.Add("batch", "1024", "most sequences per model evaluation");
   flags.Add("device", "cpu",
             "where the fused event kernels run: cpu, or cuda (DFM checkpoints with --sampler "
-            "euler or tau-leap; an error unless this build has the CUDA backend and a GPU)");
+            "euler, tau-leap or gillespie; an error unless this build has the CUDA backend and "
+            "a GPU)");
   flags.Add("out", "", "write the samples here, one per line");
   flags.Add("show", "10", "with --out, also print this many samples");
   return RunMain(flags, argc, argv, 2, "jumpflow sample", SampleCommand);

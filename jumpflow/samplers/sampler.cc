@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "jumpflow/samplers/detail/random.h"
 #include "jumpflow/status_macros.h"
+#include "kernels/gillespie.h"
 #include "kernels/philox.h"
 #include "kernels/sample_step.h"
 #include "tbb/blocked_range.h"
@@ -181,10 +182,27 @@ class Engine {
   // BatchOf is the SequenceBatch of slots `ids` (states at their times).
   absl::StatusOr<SequenceBatch> BatchOf(const std::vector<Slot>& slots,
                                         const std::vector<size_t>& ids) const;
+  // FusedEvaluate is the SoftmaxLogits (logits_) of the slots `ids` and
+  // their batch, with the shape checked and the call counted.
+  absl::StatusOr<SequenceBatch> FusedEvaluate(const std::vector<Slot>& slots,
+                                              const std::vector<size_t>& ids, SamplerStats& stats);
+  // KernelOutcome turns a fused kernel's status and first non-finite row
+  // (-1: none) of `batch` (the slots `ids`) into the sampler's error.
+  absl::Status KernelOutcome(const absl::Status& status, int64_t first_nonfinite_row,
+                             const std::vector<Slot>& slots, const std::vector<size_t>& ids,
+                             const SequenceBatch& batch) const;
   // FusedGridRound is one Euler / tau-leap step of every slot in `ids`
   // with the fused event kernels (SamplerOptions::fused_events).
   absl::Status FusedGridRound(std::vector<Slot>& slots, const std::vector<size_t>& ids,
                               SamplerStats& stats);
+  // FusedGillespieRound evaluates every slot in `ids` with one
+  // kernels::Gillespie call and moves each as AdvanceGillespie does, with
+  // the kernel's total and event in place of the multipliers'.
+  absl::Status FusedGillespieRound(std::vector<Slot>& slots, const std::vector<size_t>& ids,
+                                   SamplerStats& stats);
+  // FusedGillespieMove is that move of one slot: m is the kernel's total
+  // multiplier at (s.x, s.t), (position, token) its event (-1: none).
+  void FusedGillespieMove(Slot& s, double m, int32_t position, int32_t token);
   void AdvanceGrid(Slot& s);
   void AdvanceAdaptive(Slot& s);
   void AdvanceGillespie(Slot& s);
@@ -233,7 +251,9 @@ class Engine {
   std::array<bool, kNumKinds> used_{};
   const Scheduler* single_ = nullptr;  // non-null when one scheduler serves every used kind
   std::vector<double> grid_;
-  bool fused_ = false;  // FusedGridRound moves the grid samplers' DFM states
+  // Which fused round moves the DFM states (SamplerOptions::fused_events).
+  enum class Fused { kNone, kGrid, kGillespie };
+  Fused fused_ = Fused::kNone;
   SoftmaxLogits logits_;
 };
 
@@ -319,15 +339,20 @@ absl::Status Engine::Validate() {
           "start token ", tok, " is outside the model's vocabulary [0, ", vocab_size_, ")"));
     }
   }
-  fused_ = opt_.fused_events && process_ == ProcessKind::kDfm &&
-           (opt_.kind == SamplerKind::kEuler || opt_.kind == SamplerKind::kTauLeap) &&
-           model_.ProvidesSoftmaxLogits();
+  fused_ = Fused::kNone;
+  if (opt_.fused_events && process_ == ProcessKind::kDfm && model_.ProvidesSoftmaxLogits()) {
+    if (opt_.kind == SamplerKind::kEuler || opt_.kind == SamplerKind::kTauLeap) {
+      fused_ = Fused::kGrid;
+    } else if (opt_.kind == SamplerKind::kGillespie) {
+      fused_ = Fused::kGillespie;
+    }
+  }
   if (opt_.device != kernels::Backend::kCpu) {
     JUMPFLOW_RETURN_IF_ERROR(kernels::CheckBackendAvailable(opt_.device));
-    if (!fused_) {
+    if (fused_ == Fused::kNone) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "device cuda runs the fused event kernels only: they need fused_events, the euler or "
-          "tau-leap sampler and a DFM model that provides softmax logits (model '",
+          "device cuda runs the fused event kernels only: they need fused_events, the euler, "
+          "tau-leap or gillespie sampler and a DFM model that provides softmax logits (model '",
           model_.Name(), "')"));
     }
   }
@@ -350,6 +375,43 @@ absl::StatusOr<SequenceBatch> Engine::BatchOf(const std::vector<Slot>& slots,
                                   vocab_size_);
 }
 
+absl::StatusOr<SequenceBatch> Engine::FusedEvaluate(const std::vector<Slot>& slots,
+                                                    const std::vector<size_t>& ids,
+                                                    SamplerStats& stats) {
+  JUMPFLOW_ASSIGN_OR_RETURN(SequenceBatch batch, BatchOf(slots, ids));
+  const std::string model_name = absl::StrCat("model '", model_.Name(), "'");
+  if (absl::Status s = model_.EvaluateSoftmaxLogits(batch, &logits_); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(model_name, ": ", s.message()));
+  }
+  const int64_t nt = batch.num_tokens();
+  if (logits_.logits.size() != static_cast<size_t>(nt * vocab_size_) ||
+      logits_.row_scales.size() != static_cast<size_t>(nt) || logits_.first_token < 0 ||
+      logits_.first_token > vocab_size_) {
+    return absl::InternalError(
+        absl::StrCat(model_name, " returned softmax logits of the wrong shape"));
+  }
+  ++stats.model_calls;
+  stats.sequence_evaluations += batch.num_sequences();
+  return batch;
+}
+
+absl::Status Engine::KernelOutcome(const absl::Status& status, int64_t first_nonfinite_row,
+                                   const std::vector<Slot>& slots, const std::vector<size_t>& ids,
+                                   const SequenceBatch& batch) const {
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrCat("model '", model_.Name(), "': ", status.message()));
+  }
+  if (first_nonfinite_row < 0) return absl::OkStatus();
+  const auto offs = batch.offsets();
+  const int64_t b =
+      std::upper_bound(offs.begin(), offs.end(), first_nonfinite_row) - offs.begin() - 1;
+  return absl::InvalidArgumentError(
+      absl::StrCat("model '", model_.Name(), "' returned a non-finite logit for sequence ",
+                   slots[ids[static_cast<size_t>(b)]].seq, " row ",
+                   first_nonfinite_row - offs[static_cast<size_t>(b)]));
+}
+
 absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<size_t>& active,
                                     SamplerStats& stats) {
   // Sequences at their step limit stop, as in AdvanceGrid.
@@ -363,20 +425,8 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
     }
   }
   if (ids.empty()) return absl::OkStatus();
-  JUMPFLOW_ASSIGN_OR_RETURN(const SequenceBatch batch, BatchOf(slots, ids));
-  const std::string model_name = absl::StrCat("model '", model_.Name(), "'");
-  if (absl::Status s = model_.EvaluateSoftmaxLogits(batch, &logits_); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat(model_name, ": ", s.message()));
-  }
+  JUMPFLOW_ASSIGN_OR_RETURN(const SequenceBatch batch, FusedEvaluate(slots, ids, stats));
   const int64_t nt = batch.num_tokens(), nb = batch.num_sequences();
-  if (logits_.logits.size() != static_cast<size_t>(nt * vocab_size_) ||
-      logits_.row_scales.size() != static_cast<size_t>(nt) || logits_.first_token < 0 ||
-      logits_.first_token > vocab_size_) {
-    return absl::InternalError(
-        absl::StrCat(model_name, " returned softmax logits of the wrong shape"));
-  }
-  ++stats.model_calls;
-  stats.sequence_evaluations += nb;
 
   // One step per sequence: from its time to the next grid point.
   std::vector<double> fire(static_cast<size_t>(nb)), t_end(static_cast<size_t>(nb));
@@ -410,19 +460,10 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
   a.stream = kPurposeSampleStep;
   a.jumped = jumped.data();
   a.new_token = new_token.data();
-  absl::StatusOr<kernels::SampleStepResult> r = kernels::SampleStep(opt_.device, a);
-  if (!r.ok()) {
-    return absl::Status(r.status().code(), absl::StrCat(model_name, ": ", r.status().message()));
-  }
+  const absl::StatusOr<kernels::SampleStepResult> r = kernels::SampleStep(opt_.device, a);
+  JUMPFLOW_RETURN_IF_ERROR(
+      KernelOutcome(r.status(), r.ok() ? r->first_nonfinite_row : -1, slots, ids, batch));
   const auto offs = batch.offsets();
-  if (r->first_nonfinite_row >= 0) {
-    const int64_t b =
-        std::upper_bound(offs.begin(), offs.end(), r->first_nonfinite_row) - offs.begin() - 1;
-    return absl::InvalidArgumentError(
-        absl::StrCat(model_name, " returned a non-finite logit for sequence ",
-                     slots[ids[static_cast<size_t>(b)]].seq, " row ",
-                     r->first_nonfinite_row - offs[static_cast<size_t>(b)]));
-  }
   for (int64_t b = 0; b < nb; ++b) {
     Slot& s = slots[ids[static_cast<size_t>(b)]];
     const double t2 = t_end[static_cast<size_t>(b)];
@@ -439,6 +480,100 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
     s.rates_fresh = false;
   }
   return absl::OkStatus();
+}
+
+absl::Status Engine::FusedGillespieRound(std::vector<Slot>& slots,
+                                         const std::vector<size_t>& active, SamplerStats& stats) {
+  // A slot with no proposal pending at its step limit stops, as in
+  // AdvanceGillespie (a pending proposal is still decided).
+  std::vector<size_t> ids;
+  for (size_t i : active) {
+    Slot& s = slots[i];
+    if (!s.pending && s.step >= static_cast<uint64_t>(opt_.max_steps_per_sequence)) {
+      s.truncated = s.done = true;
+    } else {
+      ids.push_back(i);
+    }
+  }
+  if (ids.empty()) return absl::OkStatus();
+  JUMPFLOW_ASSIGN_OR_RETURN(const SequenceBatch batch, FusedEvaluate(slots, ids, stats));
+  const int64_t nt = batch.num_tokens(), nb = batch.num_sequences();
+  std::vector<uint32_t> streams(static_cast<size_t>(nb)), steps(static_cast<size_t>(nb));
+  for (int64_t b = 0; b < nb; ++b) {
+    const Slot& s = slots[ids[static_cast<size_t>(b)]];
+    streams[static_cast<size_t>(b)] = s.stream;
+    steps[static_cast<size_t>(b)] = static_cast<uint32_t>(s.step);
+  }
+  std::vector<double> row_rate(static_cast<size_t>(nt)), total(static_cast<size_t>(nb));
+  std::vector<int32_t> position(static_cast<size_t>(nb)), token(static_cast<size_t>(nb));
+  kernels::GillespieArgs a;
+  a.parametrization = kernels::Parametrization::kSoftmax;
+  a.rows = nt;
+  a.vocab = vocab_size_;
+  a.num_sequences = nb;
+  a.raw = logits_.logits.data();
+  a.offsets = batch.offsets().data();
+  a.tokens = batch.tokens().data();
+  a.row_scales = logits_.row_scales.data();
+  a.sequence_ids = streams.data();
+  a.steps = steps.data();
+  a.seed = opt_.seed;
+  a.stream = kPurposeGillespie;
+  a.row_rate = row_rate.data();
+  a.total = total.data();
+  a.event_position = position.data();
+  a.event_token = token.data();
+  const absl::StatusOr<kernels::GillespieResult> r = kernels::Gillespie(opt_.device, a);
+  JUMPFLOW_RETURN_IF_ERROR(
+      KernelOutcome(r.status(), r.ok() ? r->first_nonfinite_row : -1, slots, ids, batch));
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, ids.size(), 16),
+                    [&](const tbb::blocked_range<size_t>& range) {
+                      for (size_t b = range.begin(); b < range.end(); ++b) {
+                        FusedGillespieMove(slots[ids[b]], total[b], position[b], token[b]);
+                      }
+                    });
+  return absl::OkStatus();
+}
+
+void Engine::FusedGillespieMove(Slot& s, double m, int32_t position, int32_t token) {
+  if (s.pending) {
+    // Thinning as in AdvanceGillespie: accept with probability
+    // h(t') m / lambda_bar(t'). The kernel's m counts the special ids too
+    // (multiplier 0 in the model): its event on one of them is a null event,
+    // i.e. a rejection, so each real event (i, a) is accepted with
+    // probability h(t') m_ia / lambda_bar(t'), exactly as with the model's
+    // multipliers, provided lambda_bar bounds h m.
+    s.pending = false;
+    PhiloxStream rng(opt_.seed, s.stream, kPurposeSampler, (s.step << 32) | kAcceptanceOffset);
+    const double h = Hazards(s.t)[kTok];
+    const double lam = h * m, lam_bar = h * s.bound[kTok];
+    if (lam > lam_bar * (1.0 + 1e-9)) ++s.violations;
+    if (lam > 0.0 && rng.Uniform() * lam_bar < lam && position >= 0 &&
+        token >= logits_.first_token) {
+      s.x[static_cast<size_t>(position)] = token;
+      ++s.num_events;
+      Record(s, s.t, JumpKind::kToken, position, token);
+      return;  // state changed: evaluated again at the same t
+    }
+    ++s.rejections;
+  }
+  if (s.step >= static_cast<uint64_t>(opt_.max_steps_per_sequence)) {
+    s.truncated = s.done = true;
+    return;
+  }
+  s.bound = {};
+  s.bound[kTok] = bound_factor_ * m;
+  ++s.step;
+  ++s.steps;
+  PhiloxStream rng(opt_.seed, s.stream, kPurposeSampler, s.step << 32);
+  const double t2 = NextEventTime(s.t, s.bound, rng.Exponential());
+  if (t2 > 1.0) {
+    s.t = 1.0;
+    s.done = true;
+    return;
+  }
+  s.t = t2;
+  s.pending = true;
 }
 
 void Engine::Load(Slot& s, int64_t seq) {
@@ -951,8 +1086,12 @@ absl::StatusOr<SampleResult> Engine::Run() {
       if (opt_.progress) opt_.progress(finished, num);
       if (active_ids.empty()) return absl::OkStatus();
       ++stats.rounds;
-      if (fused_) {
+      if (fused_ == Fused::kGrid) {
         JUMPFLOW_RETURN_IF_ERROR(FusedGridRound(slots, active_ids, stats));
+        continue;
+      }
+      if (fused_ == Fused::kGillespie) {
+        JUMPFLOW_RETURN_IF_ERROR(FusedGillespieRound(slots, active_ids, stats));
         continue;
       }
 

@@ -55,16 +55,20 @@
 // Fused event kernels (SamplerOptions::fused_events, the default): Euler and
 // tau-leaping on a DFM model that provides raw softmax logits (the trained
 // DFM transformer) draw each round's token moves with one
-// kernels::SampleStep call over all active sequences, on the CPU or the GPU
-// (SamplerOptions::device), instead of converting every row to double
+// kernels::SampleStep call over all active sequences, and Gillespie takes
+// each sequence's total multiplier and candidate event from one
+// kernels::Gillespie call a round (then thins as above), on the CPU or the
+// GPU (SamplerOptions::device), instead of converting every row to double
 // multipliers first: the same distribution, other random draws.
 //
 // Reproducibility: every draw for sequence b at its n-th step (grid step,
 // adaptive leap, or Gillespie proposal) comes from PhiloxStream(seed,
 // first_sequence_id + b, kPurposeSampler, n << 32), or with the fused kernels
 // from their keyed draws (seed, first_sequence_id + b, kPurposeSampleStep, n,
-// position). Results do not depend on the thread count, max_batch or (fused
-// kernels) the device, provided the model is per-sequence (see RateModel).
+// position) for grid steps and (seed, first_sequence_id + b,
+// kPurposeGillespie, n, 0) for the event of Gillespie proposal n. Results do
+// not depend on the thread count, max_batch or (fused kernels) the device,
+// provided the model is per-sequence (see RateModel).
 //
 // Example:
 //   JUMPFLOW_ASSIGN_OR_RETURN(auto oracle, OracleModel::Create(OracleKind::kEditInsertion,
@@ -176,6 +180,12 @@ struct SamplerOptions {
   // has multiplier 0, counts as no move: for DFM's posterior multipliers,
   // M q <= 1, that is exact), other random draws: the kernel's keyed Philox
   // draws (seed, first_sequence_id + b, kPurposeSampleStep, step, position).
+  // With kGillespie, one kernels::Gillespie call a round gives each
+  // sequence's total M' (which counts the special ids too, so M' >= M) and
+  // an event drawn in proportion to the rates; thinning bounds M' (bound
+  // factor x M' at the proposal) and accepts with h M' / bound, and an
+  // accepted event on a special id is a null event (a rejection): each real
+  // event is accepted with h m / bound, exactly as on the per-sequence path.
   // false: always the per-sequence path.
   bool fused_events = true;
   // Where the fused kernels run: kCpu, or kCuda (the logits are copied to

@@ -632,7 +632,10 @@ TEST(ReproducibilityTest, ThreadsAndBatchSizeDoNotChangeResults) {
 // softmax logits (EvaluateSoftmaxLogits, the fused event kernels' input)
 // and as multipliers (Evaluate). Logits depend on the position, the current
 // token and t; MASK rows move (scale 1), other rows are frozen (scale 0);
-// ids below kFirst have multiplier 0.
+// ids below kFirst have multiplier 0. Between two events a row's total
+// multiplier grows by at most 1.71x over t in [0, 1] (positions 0-3, with
+// or without the special ids' mass), so thinning with bound factor 2 is
+// exact.
 class LogitModel : public RateModel {
  public:
   static constexpr int32_t kV = 8, kFirst = 2;
@@ -641,6 +644,7 @@ class LogitModel : public RateModel {
   int32_t vocab_size() const override { return kV; }
   std::string Name() const override { return "logits"; }
   bool ProvidesSoftmaxLogits() const override { return true; }
+  double BoundFactor() const override { return 2.0; }
   static float Logit(int64_t pos, Token x, double t, int a) {
     return static_cast<float>(
         2.0 * std::sin(1.3 * a + 0.7 * static_cast<double>(pos) + 0.5 * x + 2.0 * t));
@@ -679,11 +683,11 @@ class LogitModel : public RateModel {
   }
 };
 
-// The fused event kernels (SamplerOptions::fused_events) draw from the same
-// distribution as the per-sequence path: 20,000 samples each of 3 MASK
-// tokens after 5 tau-leaping steps, two-sample chi-square over the final
-// sequences (categories with fewer than 10 samples pooled), level 1e-4.
-TEST(FusedEventsTest, SameDistributionAsThePerSequencePath) {
+// ExpectSameDistribution samples 20,000 sequences of 3 MASK tokens with
+// `kind` both ways, fused kernels and per-sequence path, and compares the
+// final sequences: two-sample chi-square (categories with fewer than 10
+// samples pooled), level 1e-4.
+void ExpectSameDistribution(SamplerKind kind) {
   LogitModel model;
   auto sched = Sched("linear");
   const int64_t n = 20000;
@@ -694,14 +698,20 @@ TEST(FusedEventsTest, SameDistributionAsThePerSequencePath) {
   std::vector<SequenceBatch> finals;
   for (int fused = 0; fused < 2; ++fused) {
     SamplerOptions opt;
-    opt.kind = SamplerKind::kTauLeap;
+    opt.kind = kind;
     opt.steps = 5;
     opt.seed = 21;
     opt.fused_events = fused == 1;
-    opt.max_batch = n;  // one model call per step
+    opt.max_batch = n;  // one model call per round
     auto r = Sample(model, KindSchedulers::All(sched.get()), start, opt);
     ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_EQ(r->stats.model_calls, 5);
+    if (kind == SamplerKind::kTauLeap) {
+      EXPECT_EQ(r->stats.model_calls, 5);
+    } else {
+      EXPECT_GT(r->stats.rejections, 0);  // thinning
+    }
+    EXPECT_EQ(r->stats.bound_violations, 0);
+    EXPECT_EQ(r->stats.truncated, 0);
     for (const std::vector<Token>& x : r->final_batch.ToVectors()) {
       for (Token tok : x) EXPECT_TRUE(tok == LogitModel::kMaskId || tok >= LogitModel::kFirst);
       ++counts[x][fused];
@@ -733,31 +743,47 @@ TEST(FusedEventsTest, SameDistributionAsThePerSequencePath) {
   EXPECT_LT(chi2, dof * std::pow(1.0 - k + 3.719 * std::sqrt(k), 3.0)) << categories;
 }
 
+// The fused event kernels (SamplerOptions::fused_events) draw from the same
+// distribution as the per-sequence path: tau-leaping in 5 steps (one
+// kernels::SampleStep call per step) and exact Gillespie (one
+// kernels::Gillespie call per round, its events thinned).
+TEST(FusedEventsTest, TauLeapSameDistributionAsThePerSequencePath) {
+  ExpectSameDistribution(SamplerKind::kTauLeap);
+}
+
+TEST(FusedEventsTest, GillespieSameDistributionAsThePerSequencePath) {
+  ExpectSameDistribution(SamplerKind::kGillespie);
+}
+
 TEST(FusedEventsTest, ThreadsAndBatchSizeDoNotChangeResults) {
   LogitModel model;
   auto sched = Sched("linear");
   const SequenceBatch start = *SequenceBatch::FromVectors(
       std::vector<std::vector<Token>>(300, std::vector<Token>(4, LogitModel::kMaskId)),
       LogitModel::kV);
-  SamplerOptions a;
-  a.kind = SamplerKind::kEuler;
-  a.steps = 6;
-  a.seed = 5;
-  a.num_threads = 1;
-  a.max_batch = 1024;
-  SamplerOptions b = a;
-  b.num_threads = 2;
-  b.max_batch = 7;
-  auto ra = Sample(model, KindSchedulers::All(sched.get()), start, a);
-  auto rb = Sample(model, KindSchedulers::All(sched.get()), start, b);
-  ASSERT_TRUE(ra.ok() && rb.ok());
-  EXPECT_EQ(ra->final_batch, rb->final_batch);
-  EXPECT_EQ(ra->stats.events, rb->stats.events);
-  EXPECT_GT(ra->stats.events, 300);
-  SamplerOptions c = a;
-  c.seed = 6;
-  EXPECT_NE(ra->final_batch,
-            Sample(model, KindSchedulers::All(sched.get()), start, c)->final_batch);
+  for (SamplerKind kind : {SamplerKind::kEuler, SamplerKind::kGillespie}) {
+    SCOPED_TRACE(SamplerKindName(kind));
+    SamplerOptions a;
+    a.kind = kind;
+    a.steps = 6;
+    a.seed = 5;
+    a.num_threads = 1;
+    a.max_batch = 1024;
+    SamplerOptions b = a;
+    b.num_threads = 2;
+    b.max_batch = 7;
+    auto ra = Sample(model, KindSchedulers::All(sched.get()), start, a);
+    auto rb = Sample(model, KindSchedulers::All(sched.get()), start, b);
+    ASSERT_TRUE(ra.ok() && rb.ok());
+    EXPECT_EQ(ra->final_batch, rb->final_batch);
+    EXPECT_EQ(ra->stats.events, rb->stats.events);
+    EXPECT_EQ(ra->stats.rejections, rb->stats.rejections);
+    EXPECT_GT(ra->stats.events, 300);
+    SamplerOptions c = a;
+    c.seed = 6;
+    EXPECT_NE(ra->final_batch,
+              Sample(model, KindSchedulers::All(sched.get()), start, c)->final_batch);
+  }
 }
 
 // A model's bad softmax logits are errors naming the model (and the
@@ -780,14 +806,17 @@ TEST(FusedEventsTest, BadLogitsAreErrors) {
   const std::vector<std::string> needles = {"non-finite logit for sequence 1 row 0",
                                             "softmax logits of the wrong shape",
                                             "row_scales[0] = -1"};
-  for (int mode = 0; mode < 3; ++mode) {
-    Broken model;
-    model.mode = mode;
-    auto r = Sample(model, KindSchedulers::All(sched.get()), start, opt);
-    ASSERT_FALSE(r.ok()) << mode;
-    EXPECT_NE(r.status().message().find("model 'logits'"), std::string::npos) << r.status();
-    EXPECT_NE(r.status().message().find(needles[static_cast<size_t>(mode)]), std::string::npos)
-        << r.status();
+  for (SamplerKind kind : {SamplerKind::kEuler, SamplerKind::kGillespie}) {
+    opt.kind = kind;
+    for (int mode = 0; mode < 3; ++mode) {
+      Broken model;
+      model.mode = mode;
+      auto r = Sample(model, KindSchedulers::All(sched.get()), start, opt);
+      ASSERT_FALSE(r.ok()) << mode;
+      EXPECT_NE(r.status().message().find("model 'logits'"), std::string::npos) << r.status();
+      EXPECT_NE(r.status().message().find(needles[static_cast<size_t>(mode)]), std::string::npos)
+          << r.status();
+    }
   }
 }
 
@@ -796,15 +825,17 @@ TEST(FusedEventsTest, CudaNeedsTheFusedPathAndAGpu) {
   auto sched = Sched("linear");
   const SequenceBatch start = *SequenceBatch::FromVectors({{1, 1}, {1}}, LogitModel::kV);
   SamplerOptions opt;
-  opt.kind = SamplerKind::kGillespie;  // not a grid sampler: no fused path
+  opt.kind = SamplerKind::kAdaptive;  // no fused path
   opt.device = kernels::Backend::kCuda;
   auto r = Sample(model, KindSchedulers::All(sched.get()), start, opt);
   ASSERT_FALSE(r.ok());
   if (kernels::CheckBackendAvailable(kernels::Backend::kCuda).ok()) {
     EXPECT_NE(r.status().message().find("fused event kernels only"), std::string::npos)
         << r.status();
-    opt.kind = SamplerKind::kEuler;
-    EXPECT_TRUE(Sample(model, KindSchedulers::All(sched.get()), start, opt).ok());
+    for (SamplerKind kind : {SamplerKind::kEuler, SamplerKind::kGillespie}) {
+      opt.kind = kind;
+      EXPECT_TRUE(Sample(model, KindSchedulers::All(sched.get()), start, opt).ok());
+    }
   } else {
     EXPECT_NE(r.status().message().find("CUDA"), std::string::npos) << r.status();
   }

@@ -960,10 +960,10 @@ TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
   EXPECT_NE(err.find("--lr cannot be combined with --resume"), std::string::npos) << err;
 }
 
-// A DFM checkpoint samples with tau-leaping through the fused event kernels
-// (--device cpu); --device cuda runs them on the GPU when there is one and
-// is a one-line error otherwise, as it is for an unknown device, the oracle
-// or a sampler without the fused path.
+// A DFM checkpoint samples with tau-leaping and with Gillespie through the
+// fused event kernels (--device cpu); --device cuda runs them on the GPU
+// when there is one and is a one-line error otherwise, as it is for an
+// unknown device, the oracle or a sampler without the fused path.
 TEST(SampleCliTest, DfmCheckpointsUseTheFusedKernelsOnTheChosenDevice) {
   const std::string data = TempPath("sample_cli_words.txt");
   ASSERT_NO_FATAL_FAILURE(WriteWords(data));
@@ -984,15 +984,22 @@ TEST(SampleCliTest, DfmCheckpointsUseTheFusedKernelsOnTheChosenDevice) {
   ASSERT_EQ(RunSampleArgs(with({"--device", "cpu"}), &out, &err), 0) << err;
   EXPECT_NE(err.find("sampled 50 sequences: tau-leap sampler"), std::string::npos) << err;
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 50) << out;
+  ASSERT_EQ(RunSampleArgs(with({"--device", "cpu", "--sampler", "gillespie"}), &out, &err), 0)
+      << err;
+  EXPECT_NE(err.find("sampled 50 sequences: gillespie sampler"), std::string::npos) << err;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 50) << out;
   const bool gpu = kernels::CheckBackendAvailable(kernels::Backend::kCuda).ok();
-  EXPECT_EQ(RunSampleArgs(with({"--device", "cuda"}), &out, &err) == 0, gpu) << err;
-  if (!gpu) {
-    EXPECT_NE(err.find("--device cuda: "), std::string::npos) << err;
+  for (const char* sampler : {"tau-leap", "gillespie"}) {
+    EXPECT_EQ(RunSampleArgs(with({"--device", "cuda", "--sampler", sampler}), &out, &err) == 0, gpu)
+        << sampler << ": " << err;
+    if (!gpu) {
+      EXPECT_NE(err.find("--device cuda: "), std::string::npos) << err;
+    }
   }
   int rc = RunSampleArgs(with({"--device", "gpu"}), &out, &err);
   ExpectOneLineError(rc, err, "--device: unknown device 'gpu'");
   if (gpu) {
-    rc = RunSampleArgs(with({"--device", "cuda", "--sampler", "gillespie"}), &out, &err);
+    rc = RunSampleArgs(with({"--device", "cuda", "--sampler", "adaptive"}), &out, &err);
     ExpectOneLineError(rc, err, "only DFM checkpoints");
   }
 }
