@@ -141,6 +141,26 @@ absl::Status LoadRates(const RateOutputs& out, int64_t tok_begin, int64_t gap_be
   return absl::OkStatus();
 }
 
+// SetEventInputs sets what both fused event kernels read
+// (kernels/event_args.h): the batch's rows, offsets and tokens, the model's
+// logits and row scales, and the per-sequence random keys.
+template <class Args>
+void SetEventInputs(const SequenceBatch& batch, const SoftmaxLogits& logits, int32_t vocab,
+                    const std::vector<uint32_t>& streams, const std::vector<uint32_t>& steps,
+                    uint64_t seed, Args* a) {
+  a->parametrization = kernels::Parametrization::kSoftmax;
+  a->rows = batch.num_tokens();
+  a->vocab = vocab;
+  a->num_sequences = batch.num_sequences();
+  a->raw = logits.logits.data();
+  a->offsets = batch.offsets().data();
+  a->tokens = batch.tokens().data();
+  a->row_scales = logits.row_scales.data();
+  a->sequence_ids = streams.data();
+  a->steps = steps.data();
+  a->seed = seed;
+}
+
 // Slot is one active sequence and its working memory (reused by the next
 // sequence that takes the slot, so buffers stop allocating once grown).
 struct Slot {
@@ -182,6 +202,11 @@ class Engine {
   // BatchOf is the SequenceBatch of slots `ids` (states at their times).
   absl::StatusOr<SequenceBatch> BatchOf(const std::vector<Slot>& slots,
                                         const std::vector<size_t>& ids) const;
+  // StopAtStepLimit ends the slots of `active` at their step limit (but,
+  // with keep_pending, not those with a proposal pending) and returns the
+  // others.
+  std::vector<size_t> StopAtStepLimit(std::vector<Slot>& slots, const std::vector<size_t>& active,
+                                      bool keep_pending) const;
   // FusedEvaluate is the SoftmaxLogits (logits_) of the slots `ids` and
   // their batch, with the shape checked and the call counted.
   absl::StatusOr<SequenceBatch> FusedEvaluate(const std::vector<Slot>& slots,
@@ -206,6 +231,11 @@ class Engine {
   void AdvanceGrid(Slot& s);
   void AdvanceAdaptive(Slot& s);
   void AdvanceGillespie(Slot& s);
+  // Propose starts Gillespie proposal s.step + 1 with the thinning bound
+  // bound_factor x m (m: the kind totals at s.x, s.t): s.t moves to the
+  // proposed time and s.pending is set, or the sequence ends (step limit,
+  // or no event before t = 1). Returns s.pending.
+  bool Propose(Slot& s, const std::array<double, kNumKinds>& m);
   void AdvanceFrozen(Slot& s);
   // Kind totals usable now (a Branching sequence of length 1 cannot delete).
   std::array<double, kNumKinds> Totals(const Slot& s) const;
@@ -375,6 +405,22 @@ absl::StatusOr<SequenceBatch> Engine::BatchOf(const std::vector<Slot>& slots,
                                   vocab_size_);
 }
 
+std::vector<size_t> Engine::StopAtStepLimit(std::vector<Slot>& slots,
+                                            const std::vector<size_t>& active,
+                                            bool keep_pending) const {
+  std::vector<size_t> ids;
+  for (size_t i : active) {
+    Slot& s = slots[i];
+    if (s.step >= static_cast<uint64_t>(opt_.max_steps_per_sequence) &&
+        !(keep_pending && s.pending)) {
+      s.truncated = s.done = true;
+    } else {
+      ids.push_back(i);
+    }
+  }
+  return ids;
+}
+
 absl::StatusOr<SequenceBatch> Engine::FusedEvaluate(const std::vector<Slot>& slots,
                                                     const std::vector<size_t>& ids,
                                                     SamplerStats& stats) {
@@ -415,15 +461,7 @@ absl::Status Engine::KernelOutcome(const absl::Status& status, int64_t first_non
 absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<size_t>& active,
                                     SamplerStats& stats) {
   // Sequences at their step limit stop, as in AdvanceGrid.
-  std::vector<size_t> ids;
-  for (size_t i : active) {
-    Slot& s = slots[i];
-    if (s.step >= static_cast<uint64_t>(opt_.max_steps_per_sequence)) {
-      s.truncated = s.done = true;
-    } else {
-      ids.push_back(i);
-    }
-  }
+  const std::vector<size_t> ids = StopAtStepLimit(slots, active, /*keep_pending=*/false);
   if (ids.empty()) return absl::OkStatus();
   JUMPFLOW_ASSIGN_OR_RETURN(const SequenceBatch batch, FusedEvaluate(slots, ids, stats));
   const int64_t nt = batch.num_tokens(), nb = batch.num_sequences();
@@ -444,19 +482,9 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
   std::vector<uint8_t> jumped(static_cast<size_t>(nt));
   std::vector<int32_t> new_token(static_cast<size_t>(nt));
   kernels::SampleStepArgs a;
-  a.parametrization = kernels::Parametrization::kSoftmax;
+  SetEventInputs(batch, logits_, vocab_size_, streams, steps, opt_.seed, &a);
   a.jump = kernels::JumpProbability::kLinear;
-  a.rows = nt;
-  a.vocab = vocab_size_;
-  a.num_sequences = nb;
-  a.raw = logits_.logits.data();
-  a.offsets = batch.offsets().data();
-  a.tokens = batch.tokens().data();
-  a.row_scales = logits_.row_scales.data();
   a.fire = fire.data();
-  a.sequence_ids = streams.data();
-  a.steps = steps.data();
-  a.seed = opt_.seed;
   a.stream = kPurposeSampleStep;
   a.jumped = jumped.data();
   a.new_token = new_token.data();
@@ -486,15 +514,7 @@ absl::Status Engine::FusedGillespieRound(std::vector<Slot>& slots,
                                          const std::vector<size_t>& active, SamplerStats& stats) {
   // A slot with no proposal pending at its step limit stops, as in
   // AdvanceGillespie (a pending proposal is still decided).
-  std::vector<size_t> ids;
-  for (size_t i : active) {
-    Slot& s = slots[i];
-    if (!s.pending && s.step >= static_cast<uint64_t>(opt_.max_steps_per_sequence)) {
-      s.truncated = s.done = true;
-    } else {
-      ids.push_back(i);
-    }
-  }
+  const std::vector<size_t> ids = StopAtStepLimit(slots, active, /*keep_pending=*/true);
   if (ids.empty()) return absl::OkStatus();
   JUMPFLOW_ASSIGN_OR_RETURN(const SequenceBatch batch, FusedEvaluate(slots, ids, stats));
   const int64_t nt = batch.num_tokens(), nb = batch.num_sequences();
@@ -507,17 +527,7 @@ absl::Status Engine::FusedGillespieRound(std::vector<Slot>& slots,
   std::vector<double> row_rate(static_cast<size_t>(nt)), total(static_cast<size_t>(nb));
   std::vector<int32_t> position(static_cast<size_t>(nb)), token(static_cast<size_t>(nb));
   kernels::GillespieArgs a;
-  a.parametrization = kernels::Parametrization::kSoftmax;
-  a.rows = nt;
-  a.vocab = vocab_size_;
-  a.num_sequences = nb;
-  a.raw = logits_.logits.data();
-  a.offsets = batch.offsets().data();
-  a.tokens = batch.tokens().data();
-  a.row_scales = logits_.row_scales.data();
-  a.sequence_ids = streams.data();
-  a.steps = steps.data();
-  a.seed = opt_.seed;
+  SetEventInputs(batch, logits_, vocab_size_, streams, steps, opt_.seed, &a);
   a.stream = kPurposeGillespie;
   a.row_rate = row_rate.data();
   a.total = total.data();
@@ -557,12 +567,17 @@ void Engine::FusedGillespieMove(Slot& s, double m, int32_t position, int32_t tok
     }
     ++s.rejections;
   }
+  std::array<double, kNumKinds> totals{};
+  totals[kTok] = m;
+  Propose(s, totals);
+}
+
+bool Engine::Propose(Slot& s, const std::array<double, kNumKinds>& m) {
   if (s.step >= static_cast<uint64_t>(opt_.max_steps_per_sequence)) {
     s.truncated = s.done = true;
-    return;
+    return false;
   }
-  s.bound = {};
-  s.bound[kTok] = bound_factor_ * m;
+  for (int k = 0; k < kNumKinds; ++k) s.bound[k] = bound_factor_ * m[k];
   ++s.step;
   ++s.steps;
   PhiloxStream rng(opt_.seed, s.stream, kPurposeSampler, s.step << 32);
@@ -570,10 +585,11 @@ void Engine::FusedGillespieMove(Slot& s, double m, int32_t position, int32_t tok
   if (t2 > 1.0) {
     s.t = 1.0;
     s.done = true;
-    return;
+    return false;
   }
   s.t = t2;
   s.pending = true;
+  return true;
 }
 
 void Engine::Load(Slot& s, int64_t seq) {
@@ -991,24 +1007,7 @@ void Engine::AdvanceGillespie(Slot& s) {
       }
       ++s.rejections;
     }
-    if (s.done) return;
-    if (s.step >= static_cast<uint64_t>(opt_.max_steps_per_sequence)) {
-      s.truncated = s.done = true;
-      return;
-    }
-    const auto m = Totals(s);
-    for (int k = 0; k < kNumKinds; ++k) s.bound[k] = bound_factor_ * m[k];
-    ++s.step;
-    ++s.steps;
-    PhiloxStream rng(opt_.seed, s.stream, kPurposeSampler, s.step << 32);
-    const double t2 = NextEventTime(s.t, s.bound, rng.Exponential());
-    if (t2 > 1.0) {
-      s.t = 1.0;
-      s.done = true;
-      return;
-    }
-    s.t = t2;
-    s.pending = true;
+    if (s.done || !Propose(s, Totals(s))) return;
     if (time_dependent_) {
       s.rates_fresh = false;
       return;

@@ -67,37 +67,33 @@ TEST(CudaEventsTest, SampleStepMatchesCpuBitwise) {
   }
 }
 
-// Over 1024 sequences (three rounds of the warp's 32-way sequence search),
-// about one in seven empty.
-TEST(CudaEventsTest, SampleStepManySequencesMatchesCpuBitwise) {
-  JUMPFLOW_SKIP_WITHOUT_GPU();
-  const Batch bt = MakeBatch(Parametrization::kSoftmax, 1500, 4, 40, 7, 0.5);
+// ExpectSampleStepMatches runs SampleStep (linear jump probabilities, seed)
+// on the CPU and on CUDA: bitwise the same outputs, more than min_jumps
+// jumps.
+void ExpectSampleStepMatches(const Batch& bt, uint64_t seed, int64_t min_jumps) {
   StepOut cpu, gpu;
-  cpu.result = SampleStepCpu(StepArgs(bt, &cpu, 11, true, true, JumpProbability::kLinear));
+  cpu.result = SampleStepCpu(StepArgs(bt, &cpu, seed, true, true, JumpProbability::kLinear));
   const absl::StatusOr<SampleStepResult> r =
-      SampleStep(Backend::kCuda, StepArgs(bt, &gpu, 11, true, true, JumpProbability::kLinear));
+      SampleStep(Backend::kCuda, StepArgs(bt, &gpu, seed, true, true, JumpProbability::kLinear));
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_GT(cpu.result.jumps, 100);
+  EXPECT_GT(cpu.result.jumps, min_jumps);
   EXPECT_EQ(r->jumps, cpu.result.jumps);
   ExpectSameBits(cpu.jumped, gpu.jumped, "jumped");
   ExpectSameBits(cpu.token, gpu.token, "new_token");
   ExpectSameBits(cpu.rate, gpu.rate, "row_rate");
 }
 
+// Over 1024 sequences (three rounds of the warp's 32-way sequence search),
+// about one in seven empty.
+TEST(CudaEventsTest, SampleStepManySequencesMatchesCpuBitwise) {
+  JUMPFLOW_SKIP_WITHOUT_GPU();
+  ExpectSampleStepMatches(MakeBatch(Parametrization::kSoftmax, 1500, 4, 40, 7, 0.5), 11, 100);
+}
+
 // Nearly every row jumps, so nearly every warp also runs the token choice.
 TEST(CudaEventsTest, SampleStepMostRowsJumpingMatchesCpuBitwise) {
   JUMPFLOW_SKIP_WITHOUT_GPU();
-  const Batch bt = MakeBatch(Parametrization::kSoftmax, 300, 60, 64, 13, 1000.0);
-  StepOut cpu, gpu;
-  cpu.result = SampleStepCpu(StepArgs(bt, &cpu, 3, true, true, JumpProbability::kLinear));
-  const absl::StatusOr<SampleStepResult> r =
-      SampleStep(Backend::kCuda, StepArgs(bt, &gpu, 3, true, true, JumpProbability::kLinear));
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_GT(cpu.result.jumps, 5000);
-  EXPECT_EQ(r->jumps, cpu.result.jumps);
-  ExpectSameBits(cpu.jumped, gpu.jumped, "jumped");
-  ExpectSameBits(cpu.token, gpu.token, "new_token");
-  ExpectSameBits(cpu.rate, gpu.rate, "row_rate");
+  ExpectSampleStepMatches(MakeBatch(Parametrization::kSoftmax, 300, 60, 64, 13, 1000.0), 3, 5000);
 }
 
 TEST(CudaEventsTest, GillespieMatchesCpuBitwise) {
