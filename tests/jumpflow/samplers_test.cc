@@ -790,6 +790,40 @@ TEST(FusedEventsTest, ThreadsAndBatchSizeDoNotChangeResults) {
   }
 }
 
+// The fused rounds record their moves: replaying each sequence's token
+// events in time order on the start gives the final sequence.
+TEST(FusedEventsTest, TrajectoriesReplayToTheFinalStates) {
+  LogitModel model;
+  auto sched = Sched("linear");
+  const int64_t n = 200;
+  const std::vector<std::vector<Token>> start_tokens(n, std::vector<Token>(4, LogitModel::kMaskId));
+  const SequenceBatch start = *SequenceBatch::FromVectors(start_tokens, LogitModel::kV);
+  for (SamplerKind kind : {SamplerKind::kTauLeap, SamplerKind::kGillespie}) {
+    SCOPED_TRACE(SamplerKindName(kind));
+    SamplerOptions opt;
+    opt.kind = kind;
+    opt.steps = 6;
+    opt.record_trajectory = true;
+    auto r = Sample(model, KindSchedulers::All(sched.get()), start, opt);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(static_cast<int64_t>(r->trajectory.size()), r->stats.events);
+    std::vector<std::vector<Token>> x = start_tokens;
+    std::vector<double> last_time(n, 0.0);
+    for (const TrajectoryEvent& e : r->trajectory) {
+      ASSERT_EQ(e.kind, JumpKind::kToken);
+      ASSERT_GE(e.sequence, 0);
+      ASSERT_LT(e.sequence, n);
+      EXPECT_GE(e.time, last_time[static_cast<size_t>(e.sequence)]);
+      EXPECT_LE(e.time, 1.0);
+      last_time[static_cast<size_t>(e.sequence)] = e.time;
+      std::vector<Token>& seq = x[static_cast<size_t>(e.sequence)];
+      ASSERT_EQ(seq[static_cast<size_t>(e.index)], LogitModel::kMaskId);  // MASK rows move
+      seq[static_cast<size_t>(e.index)] = e.token;
+    }
+    EXPECT_EQ(x, r->final_batch.ToVectors());
+  }
+}
+
 // A model's bad softmax logits are errors naming the model (and the
 // sequence), never samples.
 TEST(FusedEventsTest, BadLogitsAreErrors) {
