@@ -824,6 +824,29 @@ TEST(FusedEventsTest, TrajectoriesReplayToTheFinalStates) {
   }
 }
 
+// Empty sequences and sequences without a MASK (every row frozen, total 0)
+// finish at t = 1 unchanged on the fused paths, next to moving ones.
+TEST(FusedEventsTest, EmptyAndFrozenSequencesFinishUnchanged) {
+  LogitModel model;
+  auto sched = Sched("linear");
+  const SequenceBatch start = *SequenceBatch::FromVectors(
+      {{}, {3, 4}, {LogitModel::kMaskId, LogitModel::kMaskId}}, LogitModel::kV);
+  for (SamplerKind kind : {SamplerKind::kEuler, SamplerKind::kGillespie}) {
+    SCOPED_TRACE(SamplerKindName(kind));
+    SamplerOptions opt;
+    opt.kind = kind;
+    opt.steps = 8;
+    auto r = Sample(model, KindSchedulers::All(sched.get()), start, opt);
+    ASSERT_TRUE(r.ok()) << r.status();
+    const std::vector<std::vector<Token>> x = r->final_batch.ToVectors();
+    EXPECT_TRUE(x[0].empty());
+    EXPECT_EQ(x[1], (std::vector<Token>{3, 4}));
+    ASSERT_EQ(x[2].size(), 2u);
+    for (int64_t b = 0; b < 3; ++b) EXPECT_EQ(r->final_batch.time(b), 1.0);
+    EXPECT_EQ(r->stats.truncated, 0);
+  }
+}
+
 // A model's bad softmax logits are errors naming the model (and the
 // sequence), never samples.
 TEST(FusedEventsTest, BadLogitsAreErrors) {
