@@ -24,12 +24,14 @@
 namespace jumpflow::cli {
 namespace {
 
-// Setting is one row of the table: a sampler with its steps or tolerance.
+// Setting is one row of the table: a sampler with its steps or tolerance,
+// and whether its events come from the fused kernels.
 struct Setting {
   SamplerKind kind;
   int64_t steps = 0;
   double tolerance = 0.0;
   std::string label;
+  bool fused = true;
 };
 
 // ParseList splits a comma-separated flag value into its non-empty items.
@@ -83,6 +85,44 @@ absl::StatusOr<std::vector<Setting>> Settings(const FlagSet& flags) {
   return out;
 }
 
+// EventPaths applies --events (fused | per-sequence | both) and --device to
+// the settings on `model`: fused rows run SamplerOptions::fused_events
+// where the sampler has that path (HasFusedEvents), on the --device;
+// per-sequence rows always run on the CPU. With `both`, a sampler with a
+// fused path gets one row each way (labelled); --device cuda needs every
+// fused row to have the path.
+absl::StatusOr<std::vector<Setting>> EventPaths(const FlagSet& flags, std::vector<Setting> settings,
+                                                const RateModel& model, kernels::Backend device) {
+  const std::string events = flags.Get("events");
+  if (events != "fused" && events != "per-sequence" && events != "both") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--events must be fused, per-sequence or both, got '", events, "'"));
+  }
+  if (device != kernels::Backend::kCpu && events == "per-sequence") {
+    return absl::InvalidArgumentError(
+        "--device cuda runs the fused event kernels: use --events fused or both");
+  }
+  std::vector<Setting> out;
+  for (Setting s : settings) {
+    const bool has_fused = HasFusedEvents(model, s.kind);
+    if (events != "per-sequence") {
+      JUMPFLOW_RETURN_IF_ERROR(CheckFusedDevice(device, model, s.kind, flags.Get("model")));
+    }
+    if (events == "both" && has_fused) {
+      Setting per_sequence = s;
+      per_sequence.fused = false;
+      per_sequence.label += ", per-sequence";
+      s.label += ", fused";
+      out.push_back(s);
+      out.push_back(per_sequence);
+      continue;
+    }
+    s.fused = events != "per-sequence" && has_fused;
+    out.push_back(s);
+  }
+  return out;
+}
+
 // Row is one measured setting.
 struct Row {
   Setting setting;
@@ -92,7 +132,8 @@ struct Row {
 };
 
 absl::Status BenchCommand(const FlagSet& flags) {
-  JUMPFLOW_ASSIGN_OR_RETURN(const std::vector<Setting> settings, Settings(flags));
+  JUMPFLOW_ASSIGN_OR_RETURN(std::vector<Setting> settings, Settings(flags));
+  JUMPFLOW_ASSIGN_OR_RETURN(const kernels::Backend device, ParseDevice(flags.Get("device")));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t num, flags.GetInt("num", 1));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t seed, flags.GetInt("seed", 0));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t threads, flags.GetInt("threads", 0));
@@ -139,6 +180,8 @@ absl::Status BenchCommand(const FlagSet& flags) {
     }
   }
 
+  JUMPFLOW_ASSIGN_OR_RETURN(settings, EventPaths(flags, std::move(settings), *model, device));
+
   std::printf("jumpflow bench: %s; %lld samples per row, seed %lld\n\n", description.c_str(),
               static_cast<long long>(num), static_cast<long long>(seed));
   std::printf(
@@ -156,6 +199,8 @@ absl::Status BenchCommand(const FlagSet& flags) {
     opt.num_threads = static_cast<int>(threads);
     opt.max_batch = batch;
     opt.max_length = max_length;
+    opt.fused_events = s.fused;
+    opt.device = s.fused ? device : kernels::Backend::kCpu;
     JUMPFLOW_ASSIGN_OR_RETURN(SampleResult result, Sample(*model, schedulers, start, opt));
     Row row{s, result.stats};
     if (oracle) {
@@ -206,7 +251,9 @@ int RunBench(int argc, char** argv) {
                 "cost (model calls, evaluations and events per sample, seconds) next to the\n"
                 "quality: with --model oracle the share of samples in the data and the TV to\n"
                 "the data law (exact Gillespie is the reference); with a checkpoint and --data,\n"
-                "the share of samples found in --data and the TV of the length distributions.");
+                "the share of samples found in --data and the TV of the length distributions.\n"
+                "On a DFM checkpoint, --events both compares the fused event kernels (on\n"
+                "--device) with the per-sequence path.");
   AddModelFlags(&flags);
   flags.Add("samplers", "euler,tau-leap,adaptive,gillespie",
             "comma-separated: euler, tau-leap, adaptive, gillespie, gillespie-frozen");
@@ -217,6 +264,13 @@ int RunBench(int argc, char** argv) {
   flags.Add("seed", "1", "random seed (the same start states and streams for every row)");
   flags.Add("threads", "0", "worker threads (0 = all cores)");
   flags.Add("batch", "1024", "most sequences per model evaluation");
+  flags.Add("events", "fused",
+            "fused (each round's events from one fused kernel call where the sampler has that "
+            "path: DFM checkpoints with euler, tau-leap or gillespie), per-sequence, or both "
+            "(one row each way)");
+  flags.Add("device", "cpu",
+            "where the fused kernels run: cpu or cuda (an error unless this build has the CUDA "
+            "backend and a GPU, and every fused row has the path)");
   flags.Add("csv", "", "also write the table as CSV here (atomically)");
   return RunMain(flags, argc, argv, 2, "jumpflow bench", BenchCommand);
 }

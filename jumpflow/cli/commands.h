@@ -8,6 +8,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "jumpflow/rate_model.h"
+#include "jumpflow/samplers/sampler.h"
 #include "kernels/backend.h"
 #include "sequences/dataset.h"
 #include "sequences/vocabulary.h"
@@ -36,6 +38,13 @@ absl::StatusOr<Dataset> LoadTextData(const std::string& path, const std::string&
 // one line naming the flag for an unknown device, and for cuda when this
 // build has no CUDA backend or no GPU is present (never a silent fallback).
 absl::StatusOr<kernels::Backend> ParseDevice(const std::string& value);
+
+// CheckFusedDevice is the one-line error of --device cuda for a model and
+// sampler without the fused event kernels (HasFusedEvents), the only path
+// that runs on the GPU; OK for --device cpu. `model_flag` is the --model
+// value, for the message.
+absl::Status CheckFusedDevice(kernels::Backend device, const RateModel& model, SamplerKind kind,
+                              const std::string& model_flag);
 
 }  // namespace jumpflow::cli
 

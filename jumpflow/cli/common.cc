@@ -34,4 +34,17 @@ absl::StatusOr<kernels::Backend> ParseDevice(const std::string& value) {
   return device;
 }
 
+absl::Status CheckFusedDevice(kernels::Backend device, const RateModel& model, SamplerKind kind,
+                              const std::string& model_flag) {
+  if (device == kernels::Backend::kCpu || HasFusedEvents(model, kind)) return absl::OkStatus();
+  const char* process = model.process() == ProcessKind::kDfm    ? "DFM"
+                        : model.process() == ProcessKind::kEdit ? "Edit Flow"
+                                                                : "Branching Flow";
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--device cuda: only DFM checkpoints with --sampler euler, tau-leap or gillespie run on the "
+      "GPU (the fused event kernels), not --model ",
+      model_flag, " (", process, ", ", model.Name(), ") with --sampler ", SamplerKindName(kind),
+      "; use --device cpu"));
+}
+
 }  // namespace jumpflow::cli

@@ -49,25 +49,6 @@ class ProgressBar {
   int last_ = -1;
 };
 
-// ParseDeviceFlag handles --device: cpu runs everything on the host; cuda
-// runs the samplers' fused event kernels on the GPU, which applies to DFM
-// checkpoints with --sampler euler, tau-leap or gillespie
-// (SamplerOptions::device); it
-// is a one-line error when this build has no CUDA backend or no GPU is
-// present, and for any other model or sampler. Never a silent fallback.
-absl::StatusOr<kernels::Backend> ParseDeviceFlag(const FlagSet& flags, SamplerKind sampler) {
-  JUMPFLOW_ASSIGN_OR_RETURN(const kernels::Backend device, ParseDevice(flags.Get("device")));
-  if (device == kernels::Backend::kCpu) return device;
-  if (flags.Get("model") == "oracle" ||
-      (sampler != SamplerKind::kEuler && sampler != SamplerKind::kTauLeap &&
-       sampler != SamplerKind::kGillespie)) {
-    return absl::InvalidArgumentError(
-        "--device cuda: only DFM checkpoints (--model) with --sampler euler, tau-leap or "
-        "gillespie run on the GPU (the fused event kernels); use --device cpu");
-  }
-  return device;
-}
-
 // PrintCost prints the sampler's work: events, steps, model evaluations,
 // thinning and bounds, seconds.
 void PrintCost(FILE* report, const SamplerStats& s, int64_t num) {
@@ -143,11 +124,7 @@ absl::Status SampleCheckpoint(const FlagSet& flags, int64_t num, int64_t show, S
     JUMPFLOW_ASSIGN_OR_RETURN(start, tm.SourceBatch(num, opt.seed));
   }
   opt.max_length = tm.max_length();
-  if (opt.device != kernels::Backend::kCpu && !tm.model->ProvidesSoftmaxLogits()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--device cuda: only DFM checkpoints run on the GPU (the fused event kernels); '",
-        flags.Get("model"), "' is ", tm.process_name, " (use --device cpu)"));
-  }
+  JUMPFLOW_RETURN_IF_ERROR(CheckFusedDevice(opt.device, *tm.model, opt.kind, flags.Get("model")));
   JUMPFLOW_ASSIGN_OR_RETURN(SampleResult result, Sample(*tm.model, tm.schedulers(), start, opt));
   std::vector<std::string> lines;
   std::vector<std::vector<Token>> samples = result.final_batch.ToVectors();
@@ -183,7 +160,7 @@ absl::Status SampleCommand(const FlagSet& flags) {
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t show, flags.GetInt("show", 0));
   JUMPFLOW_ASSIGN_OR_RETURN(const double tolerance, flags.GetDouble("tolerance"));
   JUMPFLOW_ASSIGN_OR_RETURN(const SamplerKind sampler, ParseSamplerKind(flags.Get("sampler")));
-  JUMPFLOW_ASSIGN_OR_RETURN(const kernels::Backend device, ParseDeviceFlag(flags, sampler));
+  JUMPFLOW_ASSIGN_OR_RETURN(const kernels::Backend device, ParseDevice(flags.Get("device")));
   if (!(tolerance > 0.0 && tolerance <= 1.0)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--tolerance must be in (0, 1], got ", flags.Get("tolerance")));
@@ -217,6 +194,7 @@ absl::Status SampleCommand(const FlagSet& flags) {
   OracleModel* oracle = flag_oracle.model.get();
   const Scheduler* sched = flag_oracle.scheduler.get();
   const RateModel* model = oracle;
+  JUMPFLOW_RETURN_IF_ERROR(CheckFusedDevice(opt.device, *oracle, opt.kind, "oracle"));
   const SequenceBatch start = oracle->SourceBatch(num, opt.seed);
   JUMPFLOW_ASSIGN_OR_RETURN(SampleResult result,
                             Sample(*oracle, KindSchedulers::All(sched), start, opt));

@@ -369,14 +369,9 @@ absl::Status Engine::Validate() {
           "start token ", tok, " is outside the model's vocabulary [0, ", vocab_size_, ")"));
     }
   }
-  fused_ = Fused::kNone;
-  if (opt_.fused_events && process_ == ProcessKind::kDfm && model_.ProvidesSoftmaxLogits()) {
-    if (opt_.kind == SamplerKind::kEuler || opt_.kind == SamplerKind::kTauLeap) {
-      fused_ = Fused::kGrid;
-    } else if (opt_.kind == SamplerKind::kGillespie) {
-      fused_ = Fused::kGillespie;
-    }
-  }
+  fused_ = !opt_.fused_events || !HasFusedEvents(model_, opt_.kind) ? Fused::kNone
+           : opt_.kind == SamplerKind::kGillespie                   ? Fused::kGillespie
+                                                                    : Fused::kGrid;
   if (opt_.device != kernels::Backend::kCpu) {
     JUMPFLOW_RETURN_IF_ERROR(kernels::CheckBackendAvailable(opt_.device));
     if (fused_ == Fused::kNone) {
@@ -1210,6 +1205,12 @@ std::string SamplerKindName(SamplerKind kind) {
       return "gillespie-frozen";
   }
   return "unknown";
+}
+
+bool HasFusedEvents(const RateModel& model, SamplerKind kind) {
+  return model.process() == ProcessKind::kDfm && model.ProvidesSoftmaxLogits() &&
+         (kind == SamplerKind::kEuler || kind == SamplerKind::kTauLeap ||
+          kind == SamplerKind::kGillespie);
 }
 
 std::vector<double> MakeTimeGrid(TimeGrid grid, int64_t steps, const Scheduler& scheduler) {

@@ -225,6 +225,12 @@ struct SampleResult {
 absl::StatusOr<SampleResult> Sample(RateModel& model, const KindSchedulers& schedulers,
                                     const SequenceBatch& start, const SamplerOptions& options);
 
+// HasFusedEvents is true when SamplerOptions::fused_events applies to
+// sampler `kind` on `model`: a DFM model that ProvidesSoftmaxLogits() with
+// kEuler, kTauLeap or kGillespie. The fused kernels are also the only path
+// that runs on a GPU (SamplerOptions::device).
+bool HasFusedEvents(const RateModel& model, SamplerKind kind);
+
 // MakeTimeGrid returns the steps + 1 grid points of `grid` (0 = t_0 < ... <
 // t_steps = 1; duplicate points of a flat kappa are removed).
 std::vector<double> MakeTimeGrid(TimeGrid grid, int64_t steps, const Scheduler& scheduler);

@@ -963,7 +963,8 @@ TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
 // A DFM checkpoint samples with tau-leaping and with Gillespie through the
 // fused event kernels (--device cpu); --device cuda runs them on the GPU
 // when there is one and is a one-line error otherwise, as it is for an
-// unknown device, the oracle or a sampler without the fused path.
+// unknown device, the oracle or a sampler without the fused path. jumpflow
+// bench compares the fused and per-sequence paths (--events both).
 TEST(SampleCliTest, DfmCheckpointsUseTheFusedKernelsOnTheChosenDevice) {
   const std::string data = TempPath("sample_cli_words.txt");
   ASSERT_NO_FATAL_FAILURE(WriteWords(data));
@@ -1002,6 +1003,29 @@ TEST(SampleCliTest, DfmCheckpointsUseTheFusedKernelsOnTheChosenDevice) {
     rc = RunSampleArgs(with({"--device", "cuda", "--sampler", "adaptive"}), &out, &err);
     ExpectOneLineError(rc, err, "only DFM checkpoints");
   }
+
+  // jumpflow bench --events both: one row each way for the samplers with a
+  // fused path, one row for the others.
+  const std::vector<std::string> bench = {
+      "--model", ckpt, "--samplers",   "tau-leap,adaptive,gillespie",
+      "--steps", "8",  "--tolerances", "0.5",
+      "--num",   "30", "--threads",    "1"};
+  auto bench_with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = bench;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  ASSERT_EQ(RunCli(cli::RunBench, "bench", bench_with({"--events", "both"}), &out, &err), 0) << err;
+  for (const char* row : {"| tau-leap | 8 steps, fused |", "| tau-leap | 8 steps, per-sequence |",
+                          "| adaptive | tol 0.5 |", "| gillespie | exact, fused |",
+                          "| gillespie | exact, per-sequence |"}) {
+    EXPECT_NE(out.find(row), std::string::npos) << row << "\n" << out;
+  }
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2 + 2 + 5) << out;  // title, table
+  rc = RunCli(cli::RunBench, "bench", bench_with({"--events", "sideways"}), &out, &err);
+  ExpectOneLineError(rc, err, "--events must be fused, per-sequence or both");
+  rc = RunCli(cli::RunBench, "bench", bench_with({"--device", "cuda"}), &out, &err);
+  ExpectOneLineError(rc, err, gpu ? "only DFM checkpoints" : "--device cuda: ");
 }
 
 TEST(TrainCliTest, HelpDocumentsEveryFlag) {
