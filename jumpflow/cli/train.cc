@@ -389,10 +389,14 @@ absl::Status Train(const FlagSet& flags) {
     elapsed = p.elapsed_seconds;
     tps = p.tokens_per_second;
   }));
+  // No held-out sequences (a tiny data set, or --eval-fraction 0): no eval
+  // loss to report, rather than a NaN.
+  const std::string eval = std::isfinite(last_eval) ? absl::StrFormat("%.4f", last_eval)
+                                                    : std::string("n/a (no held-out sequences)");
   std::printf(
-      "trained to step %lld in %.1f s (%s tok/s); last train loss %.4f, eval loss %.4f; "
+      "trained to step %lld in %.1f s (%s tok/s); last train loss %.4f, eval loss %s; "
       "checkpoint %s\n",
-      static_cast<long long>(trainer->step()), elapsed, Rate(tps).c_str(), last_loss, last_eval,
+      static_cast<long long>(trainer->step()), elapsed, Rate(tps).c_str(), last_loss, eval.c_str(),
       out_path.c_str());
   return absl::OkStatus();
 }

@@ -1028,6 +1028,23 @@ TEST(SampleCliTest, DfmCheckpointsUseTheFusedKernelsOnTheChosenDevice) {
   ExpectOneLineError(rc, err, gpu ? "only DFM checkpoints" : "--device cuda: ");
 }
 
+// Without held-out sequences the final line says so instead of printing a
+// NaN eval loss.
+TEST(TrainCliTest, NoHeldOutDataReportsNoEvalLoss) {
+  const std::string data = TempPath("train_cli_no_eval.txt");
+  ASSERT_NO_FATAL_FAILURE(WriteWords(data));
+  std::string out, err;
+  ASSERT_EQ(RunCli(cli::RunTrain, "train",
+                   {"--data", data, "--out", TempPath("train_cli_no_eval.ckpt"), "--process",
+                    "dfm-mask", "--steps", "3", "--dim", "16", "--layers", "1", "--batch", "8",
+                    "--eval-fraction", "0", "--quiet"},
+                   &out, &err),
+            0)
+      << err;
+  EXPECT_NE(out.find("eval loss n/a (no held-out sequences)"), std::string::npos) << out;
+  EXPECT_EQ(out.find("nan"), std::string::npos) << out;
+}
+
 TEST(TrainCliTest, HelpDocumentsEveryFlag) {
   std::vector<std::string> args = {"jumpflow", "train", "--help"};
   std::vector<char*> argv;
