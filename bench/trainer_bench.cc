@@ -202,6 +202,22 @@ BENCHMARK(BM_DfmModelSample_Cpu)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// The same with the fused kernels on the GPU (SamplerOptions::device; the
+// model stays on the CPU, its logits go to the GPU every round). Args:
+// threads, gillespie. Skipped without a usable GPU.
+void BM_DfmModelSample_Cuda(benchmark::State& state) {
+  SamplerOptions opt;
+  opt.kind = state.range(1) == 1 ? SamplerKind::kGillespie : SamplerKind::kTauLeap;
+  opt.steps = 100;
+  opt.device = kernels::Backend::kCuda;
+  TimeSampling(state, SamplingModel(TrainProcess::kDfmMask), opt);
+}
+BENCHMARK(BM_DfmModelSample_Cuda)
+    ->ArgNames({"threads", "gillespie"})
+    ->ArgsProduct({{1, 2}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // Reference: copying the x_1 tokens of one batch of 64 words.
 void BM_MemcpyReference(benchmark::State& state) {
   std::vector<Token> src;

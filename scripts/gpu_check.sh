@@ -12,7 +12,8 @@
 # (samplers_test, the sample CLI); the same CUDA tests under
 # compute-sanitizer memcheck when it is there; the CUDA benchmarks (whole
 # calls, next to a device-to-device copy of the same bytes) with ratios to
-# the copy and to the card's theoretical peak; then, when Nsight Compute
+# the copy and to the card's theoretical peak; DFM sampling (trainer_bench)
+# with the fused kernels on the CPU and on the GPU; then, when Nsight Compute
 # (ncu) is there, each kernel's own duration and DRAM traffic at the two
 # large shapes (no launch or staging overhead) as GB/s. Everything goes to
 # $OUT (set by the device runner) or $BUILD_DIR/gpu_check/.
@@ -61,13 +62,14 @@ else
     -DJUMPFLOW_BUILD_EXAMPLES=OFF > "$RESULTS/configure.log" 2>&1 ||
     { tail -30 "$RESULTS/configure.log"; echo "configure FAILED"; exit 1; }
   cmake --build "$BUILD_DIR" -j "$JOBS" --target cuda_kernels_test events_kernel_test \
-    loss_emulation_test trainer_test samplers_test kernels_bench > "$RESULTS/build.log" 2>&1 ||
+    loss_emulation_test trainer_test samplers_test kernels_bench trainer_bench \
+    > "$RESULTS/build.log" 2>&1 ||
     { tail -40 "$RESULTS/build.log"; echo "build FAILED"; exit 1; }
   echo "build OK"
   bin=$RESULTS/bin
   mkdir -p "$bin"
   for t in cuda_kernels_test events_kernel_test loss_emulation_test trainer_test samplers_test \
-    kernels_bench; do
+    kernels_bench trainer_bench; do
     ln -sf "$PWD/$(find "$bin_root" -type f -name "$t" -perm -u+x | head -1)" "$bin/$t"
   done
 fi
@@ -134,6 +136,12 @@ awk -F, '
              (copy > 0 ? bps[k, s] / copy : 0), (peak[s] > 0 ? bps[k, s] / peak[s] : 0)
     }
   }' "$RESULTS/kernels_bench_cuda.csv" | tee "$RESULTS/ratios.txt"
+
+if [ -x "$bin/trainer_bench" ] && [ "${SKIP_TESTS:-0}" != 1 ]; then
+  echo "== DFM sampling with the fused kernels on the CPU and on the GPU (256 words a row)"
+  "$bin/trainer_bench" --benchmark_filter='BM_DfmModelSample_(Cpu/threads:2/fused:1|Cuda/threads:2)' \
+    --benchmark_min_time=0.5 2>&1 | grep -E "^BM_" | tee "$RESULTS/dfm_sampling.txt"
+fi
 
 if command -v ncu >/dev/null 2>&1; then
   echo "== kernel-only: ncu duration and DRAM bytes (the first launches of each kernel)"

@@ -17,7 +17,7 @@ BUILD_DIR=${BUILD_DIR:-build-gpu}
 ARCH=${ARCH:-90}
 PACK=${PACK_DIR:-.gpu}
 targets=(cuda_kernels_test events_kernel_test loss_emulation_test trainer_test samplers_test
-  kernels_bench)
+  kernels_bench trainer_bench)
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DJUMPFLOW_CUDA=ON -DJUMPFLOW_NATIVE=OFF \
   -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DJUMPFLOW_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target "${targets[@]}"
