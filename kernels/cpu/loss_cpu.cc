@@ -48,8 +48,17 @@ constexpr int64_t kBlockElements = 16384;
 // Rows of at least this many bytes prefetch the next batch's rows.
 constexpr int64_t kPrefetchMinBytes = 1024;
 
-// Logit bytes a softmax batch keeps in cache between its passes.
-constexpr int64_t kBatchBytes = 32 << 10;
+// Logit bytes a softmax batch keeps in cache between its passes. With the
+// gradient (or, streaming, its scratch rows) as large again, 16 KiB keeps a
+// batch within a 48 KiB L1; 32 KiB did not. At V = 1024 (Zen 5 VM, 1 / 2
+// threads, medians of interleaved runs) 16 KiB ran at 23.6 / 44.7 GB/s
+// against 32 KiB's 18.9 / 38.5 in one run and 22.6 / 39.9 against
+// 20.6 / 38.3 in another; 8 KiB was no better (23.1 / 45.9).
+constexpr int64_t kBatchBytes = 16 << 10;
+
+// Rows up to this many bytes stream their gradient through a scratch row
+// (WriteMode::kStream, below).
+constexpr int64_t kStreamMaxRowBytes = 32 << 10;
 
 // ExpFast is exp(x) for float, x <= 0 here (logits minus their row max):
 // detail::ExpEvF (kernels/detail/fast_math.h), branch-free, relative error
@@ -472,9 +481,9 @@ enum class WriteMode { kNone, kInPlace, kStream };
 
 // kStreamMinBytes: gradients at least this large (beyond the caches) use
 // WriteMode::kStream; smaller ones stay in place so the caller reads them
-// from cache. Rows longer than kBatchBytes also stay in place: their scratch
-// row would live in L2, and the extra L2 passes cost more than the saved
-// reads for ownership (measured at V = 32768: -20%; at V = 1024: +10%).
+// from cache. Rows longer than kStreamMaxRowBytes also stay in place: their
+// scratch row would live in L2, and the extra L2 passes cost more than the
+// saved reads for ownership (measured at V = 32768: -20%; at V = 1024: +10%).
 constexpr int64_t kStreamMinBytes = 16 << 20;
 
 // StreamRow copies n floats from the scratch row src to dst with
@@ -1004,8 +1013,8 @@ LossResult Run(const LossArgs<T>& args) {
   const bool dense = args.dense_targets != nullptr;
   const bool store = args.grad != nullptr;
   const bool stream = store && std::is_same_v<T, float> && IsSoftmaxFamily(args.parametrization) &&
-                rows * cols * static_cast<int64_t>(sizeof(T)) >= kStreamMinBytes &&
-                cols * static_cast<int64_t>(sizeof(T)) <= kBatchBytes;
+                      rows * cols * static_cast<int64_t>(sizeof(T)) >= kStreamMinBytes &&
+                      cols * static_cast<int64_t>(sizeof(T)) <= kStreamMaxRowBytes;
   const WriteMode mode = !store   ? WriteMode::kNone
                          : stream ? WriteMode::kStream
                                   : WriteMode::kInPlace;
