@@ -88,17 +88,9 @@ struct RateOutputs {
   void Reset(const SequenceBatch& batch, ProcessKind process, int32_t vocab_size);
 };
 
-// RateModel is the batched multiplier model a sampler queries. Implementations
-// must be deterministic functions of (tokens, time) per sequence: the
-// multipliers of one sequence never depend on the other sequences of the
-// batch (samplers rely on this for results that do not depend on batching or
-// thread count).
-//
-// Evaluate is called from one thread at a time; an implementation may use
-// oneTBB internally.
 // SoftmaxLogits is the raw form of a DFM model's token multipliers, for the
-// samplers' fused event kernels (kernels/sample_step.h): the multiplier of
-// token a in token row r is
+// samplers' fused event kernels (kernels/sample_step.h,
+// kernels/gillespie.h): the multiplier of token a in token row r is
 //   row_scales[r] * softmax(logits[r * V .. r * V + V))_a
 // for a != the row's current token and a >= first_token; ids below
 // first_token (e.g. the special ids of a Vocabulary) have multiplier 0. The
@@ -111,6 +103,14 @@ struct SoftmaxLogits {
   int32_t first_token = 0;
 };
 
+// RateModel is the batched multiplier model a sampler queries. Implementations
+// must be deterministic functions of (tokens, time) per sequence: the
+// multipliers of one sequence never depend on the other sequences of the
+// batch (samplers rely on this for results that do not depend on batching or
+// thread count).
+//
+// Evaluate is called from one thread at a time; an implementation may use
+// oneTBB internally.
 class RateModel {
  public:
   virtual ~RateModel() = default;
@@ -141,8 +141,9 @@ class RateModel {
   virtual absl::Status Evaluate(const SequenceBatch& batch, RateOutputs* out) = 0;
 
   // ProvidesSoftmaxLogits is true when EvaluateSoftmaxLogits works (DFM
-  // models whose token multipliers are a scaled softmax): the Euler and
-  // tau-leaping samplers then draw token moves with the fused event kernels.
+  // models whose token multipliers are a scaled softmax): the Euler,
+  // tau-leaping and Gillespie samplers then draw their events with the
+  // fused event kernels (samplers/sampler.h, HasFusedEvents).
   virtual bool ProvidesSoftmaxLogits() const { return false; }
   // EvaluateSoftmaxLogits writes the raw logits and row scales of every
   // token row of `batch` (see SoftmaxLogits; the vectors are resized here).
