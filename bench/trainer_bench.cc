@@ -189,10 +189,17 @@ BENCHMARK(BM_TrainedModelSample_Cpu)
 // kernels::Gillespie call a round). One iteration = 256 words unmasked by a
 // dfm-mask model; every round evaluates the model, so fused and
 // per-sequence differ in the event drawing alone.
-void BM_DfmModelSample_Cpu(benchmark::State& state) {
+// DfmSampling is the DFM benchmarks' sampler: exact Gillespie, or
+// tau-leaping in 100 steps.
+SamplerOptions DfmSampling(bool gillespie) {
   SamplerOptions opt;
-  opt.kind = state.range(2) == 1 ? SamplerKind::kGillespie : SamplerKind::kTauLeap;
+  opt.kind = gillespie ? SamplerKind::kGillespie : SamplerKind::kTauLeap;
   opt.steps = 100;
+  return opt;
+}
+
+void BM_DfmModelSample_Cpu(benchmark::State& state) {
+  SamplerOptions opt = DfmSampling(state.range(2) == 1);
   opt.fused_events = state.range(1) == 1;
   TimeSampling(state, SamplingModel(TrainProcess::kDfmMask), opt);
 }
@@ -206,9 +213,7 @@ BENCHMARK(BM_DfmModelSample_Cpu)
 // model stays on the CPU, its logits go to the GPU every round). Args:
 // threads, gillespie. Skipped without a usable GPU.
 void BM_DfmModelSample_Cuda(benchmark::State& state) {
-  SamplerOptions opt;
-  opt.kind = state.range(1) == 1 ? SamplerKind::kGillespie : SamplerKind::kTauLeap;
-  opt.steps = 100;
+  SamplerOptions opt = DfmSampling(state.range(1) == 1);
   opt.device = kernels::Backend::kCuda;
   TimeSampling(state, SamplingModel(TrainProcess::kDfmMask), opt);
 }
