@@ -255,6 +255,41 @@ TEST(SampleStepTest, MatchesReferenceBitForBit) {
   }
 }
 
+// Logits N(0, 40): many values lie more than 87 below their row's running
+// max, where ExpEvF clamps; the CPU scan's full chunks then leave their
+// fast path (which skips the clamp), and must still match bit for bit.
+TEST(SampleStepTest, MatchesReferenceBitForBitWhereTheExpClampActs) {
+  uint64_t seed = 70;
+  for (int64_t v : {256, 1100, 4099}) {
+    SCOPED_TRACE("V " + std::to_string(v));
+    Batch bt = MakeBatch(Parametrization::kSoftmax, 11, 30, v, seed++, 3.0, 40.0f);
+    // In every third row the current token x is 400 above the rest, so
+    // S_excl is a sum of clamped exponentials only (exp(-87) each; without
+    // the clamp they would be 0).
+    for (int64_t r = 0; r < bt.rows(); r += 3) {
+      bt.raw[static_cast<size_t>(r * bt.cols + bt.tokens[static_cast<size_t>(r)])] += 400.0f;
+    }
+    // The clamp must act in the first chunk of most rows (a guard against
+    // a batch that tests nothing).
+    int64_t clamped_rows = 0;
+    for (int64_t r = 0; r < bt.rows(); ++r) {
+      const float* z = bt.raw.data() + r * bt.cols;
+      const float zmax = *std::max_element(z, z + 256);
+      clamped_rows += std::any_of(z, z + 256, [&](float x) { return x - zmax < -87.0f; });
+    }
+    ASSERT_GT(clamped_rows, bt.rows() / 2);
+    StepOut got, ref;
+    const SampleStepArgs a = StepArgs(bt, &got, seed);
+    got.result = SampleStepCpu(a);
+    RefSampleStep(a, bt, &ref);
+    ExpectSameBits(ref.jumped, got.jumped, "jumped");
+    ExpectSameBits(ref.token, got.token, "new_token");
+    ExpectSameBits(ref.rate, got.rate, "row_rate");
+    EXPECT_EQ(got.result.jumps, ref.result.jumps);
+    EXPECT_EQ(got.result.first_nonfinite_row, -1);
+  }
+}
+
 // The CUDA backend runs the scan as 32 lanes loading 8 elements per chunk
 // (detail::LaneChunkFetch, LaneChunkMax and LaneChunkAccumulate, a warp max
 // between the last two);
@@ -478,6 +513,42 @@ TEST(SampleStepTest, NonFiniteRowsNeverJumpAndAreReported) {
     EXPECT_EQ(out.jumped[r], 0);
     EXPECT_EQ(out.token[r], bt.tokens[r]);
     EXPECT_EQ(out.rate[r], 0.0);
+  }
+}
+
+// One NaN, +inf or -inf anywhere in a long row (first, middle and last
+// element of full chunks, the tail chunk, the excluded token) makes exactly
+// that row non-finite, whichever path the CPU scan takes for its chunk;
+// every other row keeps its bits.
+TEST(SampleStepTest, OneNonFiniteValueAnywhereInALongRowIsReported) {
+  const Batch clean = MakeBatch(Parametrization::kSoftmax, 4, 12, 1100, 77, 5.0);
+  StepOut base;
+  base.result = SampleStepCpu(StepArgs(clean, &base, 5));
+  ASSERT_EQ(base.result.first_nonfinite_row, -1);
+  const int64_t row = clean.rows() / 2;
+  const int32_t x = clean.tokens[static_cast<size_t>(row)];
+  const float bad_values[] = {std::numeric_limits<float>::quiet_NaN(),
+                              std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity()};
+  for (float bad : bad_values) {
+    for (int64_t k :
+         {int64_t{0}, int64_t{1}, int64_t{130}, int64_t{255}, int64_t{256}, int64_t{600},
+          int64_t{1023}, int64_t{1024}, int64_t{1099}, static_cast<int64_t>(x)}) {
+      SCOPED_TRACE("value " + std::to_string(bad) + " at " + std::to_string(k));
+      Batch bt = clean;
+      bt.raw[static_cast<size_t>(row * bt.cols + k)] = bad;
+      StepOut out;
+      out.result = SampleStepCpu(StepArgs(bt, &out, 5));
+      EXPECT_EQ(out.result.first_nonfinite_row, row);
+      EXPECT_EQ(out.jumped[row], 0);
+      EXPECT_EQ(out.token[row], x);
+      EXPECT_EQ(out.rate[row], 0.0);
+      for (int64_t r = 0; r < bt.rows(); ++r) {
+        if (r == row) continue;
+        ASSERT_EQ(out.token[r], base.token[r]) << r;
+        ASSERT_EQ(out.rate[r], base.rate[r]) << r;
+      }
+    }
   }
 }
 
