@@ -102,14 +102,15 @@ inline F16 AddExcept(F16 acc, F16 e, int32_t lane) {
 // A full chunk takes the fast path when every z - m of the chunk is at least
 // kExpEvMin (m the running max after the chunk's rescale): ExpEvF's clamp is
 // then the identity, so the exponentials skip it, and the chunk's max pass
-// tracks the min instead of a finiteness sum: 14 vector operations a
-// vector of elements instead of 16 (this VM issues about two 512-bit
-// operations a cycle, whatever their kind; measured +5% on rows in L2 and
-// +2-6% at the benchmark shapes, bench/RESULTS.md). Non-finite values are
-// still found: -inf, +inf (m or z - m) and a NaN that
-// starts a lane's min fail the test; any other NaN passes through the
-// unclamped exponential into its lane sum (tested on S_excl at the end),
-// except at x, whose value is tested on its own.
+// tracks the min instead of a finiteness sum: 14 vector operations a vector
+// of elements instead of 16 (this VM issues about two 512-bit operations a
+// cycle, whatever their kind). Measured: +5% on rows that sit in L2; at the
+// benchmark shapes (64 MiB of logits) within the noise at V = 1024 and +7%
+// at V = 32768 with 2 threads (bench/RESULTS.md). Non-finite values are
+// still found: -inf, +inf (m or z - m) and a NaN that starts a lane's min
+// fail the test; any other NaN passes through the unclamped exponential
+// into its lane sum (tested on S_excl at the end), except at x, whose value
+// is tested on its own.
 double ScanRow(const float* z, int64_t v, int32_t x, RowScan* out) {
   const I16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   const F16 neg_inf = F16{} + detail::NegInfF();
