@@ -11,6 +11,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -964,7 +965,14 @@ absl::StatusOr<StepStats> Trainer::Step() {
   m.d_gap.resize(m.outputs.gap_out.size());
   absl::StatusOr<double> loss =
       BatchLossImpl(*tb, m.heads, m.outputs, m.d_token, m.d_gap, m.options.device, &m.scratch);
-  if (!loss.ok()) return Annotate(loss.status(), where);
+  if (!loss.ok()) {
+    // Parameters that blew up show first as non-finite model outputs.
+    const bool diverged = absl::StrContains(loss.status().message(), "not finite");
+    return Annotate(loss.status(),
+                    StrCat(where, diverged ? "training diverged (try a lower learning rate or "
+                                             "gradient clipping): "
+                                           : ""));
+  }
   m.grad.assign(static_cast<size_t>(m.model->NumParameters()), 0.0f);
   s = m.model->Backward(m.d_token, m.d_gap, &m.workspace, m.grad);
   if (!s.ok()) return Annotate(s, where);
@@ -1021,6 +1029,10 @@ absl::Status Trainer::Train(const std::function<void(const TrainProgress&)>& pro
   int64_t interval_tokens = 0;
   double interval_seconds = 0.0;
   double eval_loss = std::numeric_limits<double>::quiet_NaN();
+  // A wrong output path fails now rather than when the first checkpoint or
+  // log is written (possibly hours later).
+  if (!o.checkpoint_path.empty()) JUMPFLOW_RETURN_IF_ERROR(CheckWritable(o.checkpoint_path));
+  if (!o.log_path.empty()) JUMPFLOW_RETURN_IF_ERROR(CheckWritable(o.log_path));
   while (m.step < o.steps) {
     JUMPFLOW_ASSIGN_OR_RETURN(StepStats st, Step());
     tokens_total += st.tokens;

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "jumpflow/status_macros.h"
@@ -170,6 +171,29 @@ absl::StatusOr<Token> Vocabulary::Id(absl::string_view symbol) const {
   return it->second;
 }
 
+std::string QuoteText(absl::string_view text, size_t max_bytes) {
+  size_t n = std::min(text.size(), max_bytes);
+  // Cut before a UTF-8 continuation byte (at most 3 back): a code point cut
+  // in two would come out escaped.
+  for (int back = 0;
+       back < 3 && n > 0 && n < text.size() && (static_cast<unsigned char>(text[n]) & 0xc0) == 0x80;
+       ++back) {
+    --n;
+  }
+  std::string out = "'";
+  for (size_t i = 0; i < n;) {
+    const size_t len = static_cast<size_t>(detail::Utf8Length(text.substr(i, n - i)));
+    if (len == 0) {  // not valid UTF-8: this byte as \xNN
+      absl::StrAppend(&out, "\\x", absl::Hex(static_cast<unsigned char>(text[i]), absl::kZeroPad2));
+      ++i;
+    } else {  // a code point: escaped if it is a control character
+      absl::StrAppend(&out, absl::Utf8SafeCHexEscape(text.substr(i, len)));
+      i += len;
+    }
+  }
+  return absl::StrCat(out, "'", n < text.size() ? "..." : "");
+}
+
 absl::StatusOr<std::vector<Token>> Vocabulary::Encode(absl::string_view text) const {
   std::vector<Token> ids;
   if (kind_ == Kind::kCharacter) {
@@ -183,7 +207,7 @@ absl::StatusOr<std::vector<Token>> Vocabulary::Encode(absl::string_view text) co
       auto it = ids_.find(cp);
       if (it == ids_.end() || it->second < kNumSpecials) {
         return absl::InvalidArgumentError(
-            absl::StrCat("unknown symbol '", cp, "' at byte offset ", i));
+            absl::StrCat("unknown symbol ", QuoteText(cp), " at byte offset ", i));
       }
       ids.push_back(it->second);
       i += static_cast<size_t>(n);
@@ -200,7 +224,7 @@ absl::StatusOr<std::vector<Token>> Vocabulary::Encode(absl::string_view text) co
     auto it = ids_.find(word);
     if (it == ids_.end()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown symbol '", word, "' at byte offset ", i));
+          absl::StrCat("unknown symbol ", QuoteText(word), " at byte offset ", i));
     }
     ids.push_back(it->second);
     i = j;

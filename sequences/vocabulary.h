@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace jumpflow {
 
@@ -103,6 +103,12 @@ class Vocabulary {
   std::vector<std::string> symbols_;  // indexed by id, specials first
   absl::flat_hash_map<std::string, Token> ids_;
 };
+
+// QuoteText returns text in single quotes for an error message: control
+// characters and bytes that are not valid UTF-8 as C hex escapes, cut after
+// max_bytes bytes of input (then "..." follows the closing quote), so a
+// binary file never reaches the terminal raw.
+std::string QuoteText(absl::string_view text, size_t max_bytes = 40);
 
 namespace detail {
 // Utf8Length returns the byte length of the code point starting at `s[0]`,

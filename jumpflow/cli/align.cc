@@ -28,6 +28,7 @@ absl::Status Align(const FlagSet& flags) {
     return absl::InvalidArgumentError(
         absl::StrCat("--alignment must be min-edit or random, got '", method, "'"));
   }
+  if (flags.Was("out")) JUMPFLOW_RETURN_IF_ERROR(CheckWritable(flags.Get("out")));
   DatasetOptions options;
   options.max_length = max_length;
   options.skip_unknown = flags.Was("chars") || flags.Get("chars") == "abcdefghijklmnopqrstuvwxyz";
@@ -42,11 +43,10 @@ absl::Status Align(const FlagSet& flags) {
     options.min_length = 0;
     JUMPFLOW_ASSIGN_OR_RETURN(pairs, LoadPairs(flags.Get("pairs"), vocab, options));
   } else {
-    JUMPFLOW_ASSIGN_OR_RETURN(
-        Dataset data, LoadTextData(flags.Get("data"), flags.Get("chars"), "", options));
+    JUMPFLOW_ASSIGN_OR_RETURN(Dataset data,
+                              LoadTextData(flags.Get("data"), flags.Get("chars"), "", options));
     vocab = data.vocab();
-    const std::vector<int64_t> order =
-        ShuffledIndices(data.size(), static_cast<uint64_t>(seed), 1);
+    const std::vector<int64_t> order = ShuffledIndices(data.size(), static_cast<uint64_t>(seed), 1);
     PhiloxStream rng(static_cast<uint64_t>(seed), 0, kPurposeUser);
     for (int64_t k = 0; k < num; ++k) {
       auto x1 = data.sequence(order[static_cast<size_t>(k % data.size())]);

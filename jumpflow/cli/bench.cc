@@ -143,6 +143,7 @@ absl::Status BenchCommand(const FlagSet& flags) {
     return absl::InvalidArgumentError(
         absl::StrCat("--grid must be uniform or kappa, got '", grid, "'"));
   }
+  if (flags.Was("csv")) JUMPFLOW_RETURN_IF_ERROR(CheckWritable(flags.Get("csv")));
 
   // The model, its schedulers, its start states and the quality measure.
   const bool oracle = flags.Get("model") == "oracle";

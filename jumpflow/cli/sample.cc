@@ -170,6 +170,7 @@ absl::Status SampleCommand(const FlagSet& flags) {
     return absl::InvalidArgumentError(
         absl::StrCat("--grid must be uniform or kappa, got '", grid, "'"));
   }
+  if (!flags.Get("out").empty()) JUMPFLOW_RETURN_IF_ERROR(CheckWritable(flags.Get("out")));
 
   SamplerOptions opt;
   opt.kind = sampler;

@@ -215,6 +215,8 @@ absl::StatusOr<Data> LoadData(const FlagSet& flags, const Vocabulary* vocab) {
 absl::Status Train(const FlagSet& flags) {
   const std::string out_path = flags.Get("out");
   if (out_path.empty()) return absl::InvalidArgumentError("--out CKPT is required");
+  JUMPFLOW_RETURN_IF_ERROR(CheckWritable(out_path));
+  if (!flags.Get("log").empty()) JUMPFLOW_RETURN_IF_ERROR(CheckWritable(flags.Get("log")));
   const bool resume = flags.GetBool("resume");
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t steps, flags.GetInt("steps", 1));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t threads, flags.GetInt("threads", 0));

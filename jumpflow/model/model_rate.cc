@@ -389,11 +389,12 @@ absl::StatusOr<SequenceBatch> TrainedModel::StartFromText(
     absl::StatusOr<std::vector<Token>> ids = vocab.Encode(texts[i]);
     if (!ids.ok()) {
       return InvalidArgumentError(
-          StrCat("start text ", i, " '", texts[i], "': ", ids.status().message()));
+          StrCat("start text ", i, " ", QuoteText(texts[i]), ": ", ids.status().message()));
     }
     if (static_cast<int64_t>(ids->size()) > max_length()) {
-      return InvalidArgumentError(StrCat("start text ", i, " '", texts[i], "' has ", ids->size(),
-                                         " symbols; the model accepts at most ", max_length()));
+      return InvalidArgumentError(StrCat("start text ", i, " ", QuoteText(texts[i]), " has ",
+                                         ids->size(), " symbols; the model accepts at most ",
+                                         max_length()));
     }
     seqs.push_back(*std::move(ids));
   }

@@ -23,17 +23,23 @@ std::string TempPath(const std::string& name) {
   return (std::filesystem::path(::testing::TempDir()) / name).string();
 }
 
-// RunBenchArgs runs `jumpflow bench ARGS`, capturing stdout and stderr.
-int RunBenchArgs(std::vector<std::string> args, std::string* out, std::string* err) {
-  args.insert(args.begin(), {"jumpflow", "bench"});
+// RunArgs runs `jumpflow COMMAND ARGS` through `run` (RunBench, ...),
+// capturing stdout and stderr.
+int RunArgs(int (*run)(int, char**), const char* command, std::vector<std::string> args,
+            std::string* out, std::string* err) {
+  args.insert(args.begin(), {"jumpflow", command});
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   ::testing::internal::CaptureStderr();
   ::testing::internal::CaptureStdout();
-  const int rc = RunBench(static_cast<int>(argv.size()), argv.data());
+  const int rc = run(static_cast<int>(argv.size()), argv.data());
   *err = ::testing::internal::GetCapturedStderr();
   *out = ::testing::internal::GetCapturedStdout();
   return rc;
+}
+
+int RunBenchArgs(std::vector<std::string> args, std::string* out, std::string* err) {
+  return RunArgs(RunBench, "bench", std::move(args), out, err);
 }
 
 std::string WordFile() {
@@ -93,6 +99,41 @@ TEST(BenchCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
     EXPECT_EQ(err.rfind("jumpflow bench: ", 0), 0u) << err;
   }
+}
+
+// An output path that cannot be written (its directory is missing, or it
+// is a directory) is a one-line error before any work: nothing is printed
+// to stdout, and nothing is left behind.
+TEST(OutputPathTest, UnwritableOutputsFailBeforeTheWork) {
+  const std::string data = WordFile();
+  const std::string missing = TempPath("no_such_dir") + "/out.txt";
+  const std::string dir = ::testing::TempDir();
+  struct Case {
+    int (*run)(int, char**);
+    const char* command;
+    std::vector<std::string> args;
+  };
+  const std::vector<Case> cases = {
+      {RunBench,
+       "bench",
+       {"--data", data, "--samplers", "euler", "--steps", "4", "--csv", missing}},
+      {RunBench, "bench", {"--data", data, "--samplers", "euler", "--steps", "4", "--csv", dir}},
+      {RunSample, "sample", {"--data", data, "--num", "20", "--out", missing}},
+      {RunSample, "sample", {"--data", data, "--num", "20", "--out", dir}},
+      {RunAlign, "align", {"--data", data, "--num", "20", "--out", missing}},
+      {RunAlign, "align", {"--data", data, "--num", "20", "--out", dir}},
+  };
+  for (const Case& c : cases) {
+    const std::string path = c.args.back();
+    std::string out, err;
+    EXPECT_NE(RunArgs(c.run, c.command, c.args, &out, &err), 0) << c.command << " " << path;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    EXPECT_NE(err.find(path + ": " + (path == dir ? "is a directory" : "cannot create")),
+              std::string::npos)
+        << err;
+    EXPECT_EQ(out, "") << c.command << " " << path;
+  }
+  EXPECT_FALSE(std::filesystem::exists(TempPath("no_such_dir")));
 }
 
 // The --data of a checkpoint is the reference its samples are checked

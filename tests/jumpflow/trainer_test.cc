@@ -708,6 +708,25 @@ TEST(TrainerOptionsTest, DivergingTrainingIsAnErrorNamingTheStep) {
   absl::Status s = t->Train();
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("step "), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("training diverged"), absl::string_view::npos) << s;
+}
+
+// An unwritable checkpoint or log path fails Train before the first step,
+// not when the checkpoint or log is first written.
+TEST(TrainerOptionsTest, UnwritableOutputPathsFailBeforeTheFirstStep) {
+  for (const bool log : {false, true}) {
+    TrainerOptions o = TinyOptions(TrainProcess::kEdit, 50);
+    const std::string bad = TempPath("missing_dir") + (log ? "/log.csv" : "/x.ckpt");
+    (log ? o.log_path : o.checkpoint_path) = bad;
+    absl::StatusOr<Trainer> t = Trainer::Create(o, WordData());
+    ASSERT_TRUE(t.ok()) << t.status();
+    int steps = 0;
+    const absl::Status s = t->Train([&](const TrainProgress&) { ++steps; });
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.message().find(bad), absl::string_view::npos) << s;
+    EXPECT_EQ(steps, 0);
+    EXPECT_EQ(t->step(), 0);
+  }
 }
 
 // AdapterOutputs are a trained Edit model's multipliers and raw outputs on
@@ -929,6 +948,9 @@ TEST(TrainCliTest, BadFlagsGiveOneLineAndNonZeroExit) {
        "per-gap times need left-to-right insertions"},
       {{"--data", data, "--out", ckpt, "--device", "gpu"}, "--device: unknown device 'gpu'"},
       {{"--data", TempPath("nope.txt"), "--out", ckpt}, "nope.txt"},
+      {{"--data", data, "--out", TempPath("nope_dir") + "/x.ckpt"},
+       "nope_dir/x.ckpt: cannot create temporary file"},
+      {{"--data", data, "--out", ::testing::TempDir()}, ": is a directory"},
       {{"--data", data, "--out", ckpt, "--resume"}, "cli.ckpt"},
   };
   std::vector<Case> all = cases;

@@ -36,10 +36,14 @@ TEST(VocabularyTest, Utf8CodePointsAreSymbols) {
   auto v = Vocabulary::FromCharacters("caf\xc3\xa9");  // "café"
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->size(), Vocabulary::kNumSpecials + 4);
-  auto ids = v->Encode("\xc3\xa9" "a");
+  auto ids = v->Encode(
+      "\xc3\xa9"
+      "a");
   ASSERT_TRUE(ids.ok());
   EXPECT_EQ(ids->size(), 2u);
-  EXPECT_EQ(v->Decode(*ids), "\xc3\xa9" "a");
+  EXPECT_EQ(v->Decode(*ids),
+            "\xc3\xa9"
+            "a");
   EXPECT_FALSE(Vocabulary::FromCharacters("a\xff").ok());
 }
 
@@ -49,6 +53,25 @@ TEST(VocabularyTest, UnknownSymbolIsAnErrorNamingIt) {
   ASSERT_FALSE(ids.ok());
   EXPECT_NE(ids.status().message().find("'z'"), absl::string_view::npos) << ids.status();
   EXPECT_NE(ids.status().message().find("offset 2"), absl::string_view::npos) << ids.status();
+}
+
+// Control characters and invalid UTF-8 reach error messages escaped, and
+// long texts cut (on a code point boundary) with "..." after the quote.
+TEST(VocabularyTest, QuoteTextEscapesAndCuts) {
+  EXPECT_EQ(QuoteText("abc"), "'abc'");
+  EXPECT_EQ(QuoteText("a\x1b[0m\n"), "'a\\x1b[0m\\n'");
+  EXPECT_EQ(QuoteText("\xff\xfe"), "'\\xff\\xfe'");
+  EXPECT_EQ(QuoteText("caf\xc3\xa9"), "'caf\xc3\xa9'");  // valid UTF-8 stays as it is
+  EXPECT_EQ(QuoteText(std::string(50, 'x')), "'" + std::string(40, 'x') + "'...");
+  std::string accents;
+  for (int i = 0; i < 30; ++i) accents += "\xc3\xa9";  // 60 bytes
+  std::string first20;
+  for (int i = 0; i < 20; ++i) first20 += "\xc3\xa9";
+  EXPECT_EQ(QuoteText(accents, 41), "'" + first20 + "'...");  // not cut inside a code point
+  auto v = Vocabulary::FromCharacters("ab");
+  auto ids = v->Encode("ab\x07");
+  ASSERT_FALSE(ids.ok());
+  EXPECT_NE(ids.status().message().find("'\\x07'"), absl::string_view::npos) << ids.status();
 }
 
 TEST(VocabularyTest, TokenVocabularySplitsOnWhitespace) {

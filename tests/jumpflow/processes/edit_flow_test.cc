@@ -442,7 +442,9 @@ TEST(EditFlowTest, PerGapTimesKeepTheExpectedLoss) {
         for (int64_t k = 0; k <= n; ++k) {
           const double t = tb->gap_times[g0 + k], gw = tb->gap_weights[g0 + k];
           ASSERT_TRUE(t > 0.0 && t < 1.0) << t;
-          if (!c.weighted) EXPECT_NEAR(gw, 1.0 / (n + 1), 1e-6 / (n + 1));
+          if (!c.weighted) {
+            EXPECT_NEAR(gw, 1.0 / (n + 1), 1e-6 / (n + 1));
+          }
           est += gw * f(k, t);
         }
         sum[b] += est;
