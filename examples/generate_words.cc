@@ -64,6 +64,7 @@ absl::Status Run(const cli::FlagSet& flags) {
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t max_length, flags.GetInt("max-length", 0));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t show, flags.GetInt("show", 0));
   JUMPFLOW_ASSIGN_OR_RETURN(const int64_t threads, flags.GetInt("threads", 0));
+  if (!flags.Get("hist").empty()) JUMPFLOW_RETURN_IF_ERROR(CheckWritable(flags.Get("hist")));
   JUMPFLOW_ASSIGN_OR_RETURN(TrainedModel tm, LoadTrainedModel(flags.Get("model")));
 
   // Data exactly as the trainer loaded it, then its split.
