@@ -88,15 +88,21 @@ struct RateOutputs {
   void Reset(const SequenceBatch& batch, ProcessKind process, int32_t vocab_size);
 };
 
-// SoftmaxLogits is the raw form of a DFM model's token multipliers, for the
-// samplers' fused event kernels (kernels/sample_step.h,
-// kernels/gillespie.h): the multiplier of token a in token row r is
+// SoftmaxLogits is the raw form of a DFM model's token multipliers, or of an
+// insertion-only Edit model's insertion multipliers, for the samplers' fused
+// event kernels (kernels/sample_step.h, kernels/gillespie.h). DFM: the
+// multiplier of token a in token row r is
 //   row_scales[r] * softmax(logits[r * V .. r * V + V))_a
 // for a != the row's current token and a >= first_token; ids below
 // first_token (e.g. the special ids of a Vocabulary) have multiplier 0. The
 // softmax runs over all V ids. Evaluate of the same model gives the same
 // multipliers in RateOutputs (token_rate = row scale, token_dist = the
-// softmax with the ids below first_token set to 0).
+// softmax with the ids below first_token set to 0). Edit: the rows are the
+// gap rows (row spaces in the file comment) and the same formula, with no
+// current token, gives the multiplier of inserting a at that gap
+// (insert_rate = row scale, insert_dist = the softmax with the ids below
+// first_token set to 0); the model's substitution and deletion multipliers
+// are 0.
 struct SoftmaxLogits {
   std::vector<float> logits;      // [tokens x V]
   std::vector<float> row_scales;  // [tokens], >= 0
@@ -140,13 +146,16 @@ class RateModel {
   // model) are returned as a Status naming the sequence.
   virtual absl::Status Evaluate(const SequenceBatch& batch, RateOutputs* out) = 0;
 
-  // ProvidesSoftmaxLogits is true when EvaluateSoftmaxLogits works (DFM
-  // models whose token multipliers are a scaled softmax): the Euler,
+  // ProvidesSoftmaxLogits is true when EvaluateSoftmaxLogits works: DFM
+  // models whose token multipliers are a scaled softmax (the Euler,
   // tau-leaping and Gillespie samplers then draw their events with the
-  // fused event kernels (samplers/sampler.h, HasFusedEvents).
+  // fused event kernels, samplers/sampler.h HasFusedEvents), or
+  // insertion-only Edit models whose insertion multipliers are a scaled
+  // softmax per gap (Gillespie).
   virtual bool ProvidesSoftmaxLogits() const { return false; }
   // EvaluateSoftmaxLogits writes the raw logits and row scales of every
-  // token row of `batch` (see SoftmaxLogits; the vectors are resized here).
+  // token row (DFM) or gap row (Edit) of `batch` (see SoftmaxLogits; the
+  // vectors are resized here).
   virtual absl::Status EvaluateSoftmaxLogits(const SequenceBatch& batch, SoftmaxLogits* out);
 };
 

@@ -253,8 +253,8 @@ int RunBench(int argc, char** argv) {
                 "quality: with --model oracle the share of samples in the data and the TV to\n"
                 "the data law (exact Gillespie is the reference); with a checkpoint and --data,\n"
                 "the share of samples found in --data and the TV of the length distributions.\n"
-                "On a DFM checkpoint, --events both compares the fused event kernels (on\n"
-                "--device) with the per-sequence path.");
+                "On a DFM or insertion-only Edit Flow checkpoint, --events both compares the\n"
+                "fused event kernels (on --device) with the per-sequence path.");
   AddModelFlags(&flags);
   flags.Add("samplers", "euler,tau-leap,adaptive,gillespie",
             "comma-separated: euler, tau-leap, adaptive, gillespie, gillespie-frozen");
@@ -267,7 +267,8 @@ int RunBench(int argc, char** argv) {
   flags.Add("batch", "1024", "most sequences per model evaluation");
   flags.Add("events", "fused",
             "fused (each round's events from one fused kernel call where the sampler has that "
-            "path: DFM checkpoints with euler, tau-leap or gillespie), per-sequence, or both "
+            "path: DFM checkpoints with euler, tau-leap or gillespie, insertion-only Edit Flow "
+            "checkpoints with gillespie), per-sequence, or both "
             "(one row each way)");
   flags.Add("device", "cpu",
             "where the fused kernels run: cpu or cuda (an error unless this build has the CUDA "

@@ -251,8 +251,8 @@ int RunSample(int argc, char** argv) {
   flags.Add("batch", "1024", "most sequences per model evaluation");
   flags.Add("device", "cpu",
             "where the fused event kernels run: cpu, or cuda (DFM checkpoints with --sampler "
-            "euler, tau-leap or gillespie; an error unless this build has the CUDA backend and "
-            "a GPU)");
+            "euler, tau-leap or gillespie, insertion-only Edit Flow checkpoints with gillespie; "
+            "an error unless this build has the CUDA backend and a GPU)");
   flags.Add("out", "", "write the samples here, one per line");
   flags.Add("show", "10", "with --out, also print this many samples");
   return RunMain(flags, argc, argv, 2, "jumpflow sample", SampleCommand);

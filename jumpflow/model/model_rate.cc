@@ -28,6 +28,15 @@ double Link(RateLink link, float z) {
   return x > 0.0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
 }
 
+// GapInsertRate is the insertion total of the gap row with outputs z at
+// insertion scale c_ins = OutputHeads::Scale(insert_scale, t).
+double GapInsertRate(const OutputHeads& heads, const HeadLayout& layout, const float* z,
+                     double c_ins) {
+  const double c_gap =
+      heads.insert_gate ? OutputHeads::GatedScale(c_ins, z[layout.insert_gate], nullptr) : c_ins;
+  return c_gap * Link(heads.rate_link, z[layout.insert_rate]);
+}
+
 double Sigmoid(float z) {
   const double x = z;
   return x >= 0.0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
@@ -210,13 +219,38 @@ absl::Status TransformerRateModel::ForwardChecked(const SequenceBatch& batch) {
 
 absl::Status TransformerRateModel::EvaluateSoftmaxLogits(const SequenceBatch& batch,
                                                          SoftmaxLogits* out) {
-  if (heads_.process != ProcessKind::kDfm) return RateModel::EvaluateSoftmaxLogits(batch, out);
+  if (!ProvidesSoftmaxLogits()) return RateModel::EvaluateSoftmaxLogits(batch, out);
   JUMPFLOW_RETURN_IF_ERROR(ForwardChecked(batch));
-  const int64_t v = model_.config().vocab_size, tc = outputs_.token_columns;
+  const int64_t v = model_.config().vocab_size;
+  out->first_token = Vocabulary::kNumSpecials;
+  if (heads_.process == ProcessKind::kEdit) {
+    // Gap rows: the insertion logits and totals Evaluate turns into
+    // insert_dist and insert_rate (a causal model inserts at the last gap
+    // only).
+    const HeadLayout& layout = model_.layout();
+    const int64_t gc = outputs_.gap_columns, ng = batch.num_tokens() + batch.num_sequences();
+    const std::span<const int64_t> offsets = batch.offsets();
+    out->logits.resize(static_cast<size_t>(ng * v));
+    out->row_scales.resize(static_cast<size_t>(ng));
+    for (int64_t b = 0; b < batch.num_sequences(); ++b) {
+      const double c_ins = OutputHeads::Scale(heads_.insert_scale, batch.time(b));
+      const int64_t last = offsets[b + 1] + b;
+      for (int64_t g = offsets[b] + b; g <= last; ++g) {
+        const float* z = outputs_.gap_out.data() + g * gc;
+        std::memcpy(out->logits.data() + g * v, z + layout.insert_logits,
+                    static_cast<size_t>(v) * sizeof(float));
+        out->row_scales[static_cast<size_t>(g)] =
+            model_.config().causal && g < last
+                ? 0.0f
+                : static_cast<float>(GapInsertRate(heads_, layout, z, c_ins));
+      }
+    }
+    return absl::OkStatus();
+  }
+  const int64_t tc = outputs_.token_columns;
   const int64_t first = model_.layout().token_logits, nt = batch.num_tokens();
   out->logits.resize(static_cast<size_t>(nt * v));
   out->row_scales.resize(static_cast<size_t>(nt));
-  out->first_token = Vocabulary::kNumSpecials;
   for (int64_t r = 0; r < nt; ++r) {
     std::memcpy(out->logits.data() + r * v, outputs_.token_out.data() + r * tc + first,
                 static_cast<size_t>(v) * sizeof(float));
@@ -294,11 +328,7 @@ absl::Status TransformerRateModel::Evaluate(const SequenceBatch& batch, RateOutp
               continue;
             }
             const float* z = gap + g * gc;
-            const double c_gap =
-                heads.insert_gate ? OutputHeads::GatedScale(c_ins, z[layout.insert_gate], nullptr)
-                                  : c_ins;
-            out->insert_rate[static_cast<size_t>(g)] =
-                c_gap * Link(heads.rate_link, z[layout.insert_rate]);
+            out->insert_rate[static_cast<size_t>(g)] = GapInsertRate(heads, layout, z, c_ins);
             SoftmaxUserTokens(z + layout.insert_logits, v, out->insert_dist.data() + g * v);
           }
         }

@@ -228,10 +228,16 @@ class TransformerRateModel final : public RateModel {
   // output (named by row).
   absl::Status Evaluate(const SequenceBatch& batch, RateOutputs* out) override;
 
-  // DFM heads provide their raw logits (RateModel::EvaluateSoftmaxLogits):
-  // row scale 1, or 0 for a frozen (non-MASK) token of a mask-source model;
-  // first_token = Vocabulary::kNumSpecials. Same errors as Evaluate.
-  bool ProvidesSoftmaxLogits() const override { return heads_.process == ProcessKind::kDfm; }
+  // DFM and insertion-only Edit heads provide their raw logits
+  // (RateModel::EvaluateSoftmaxLogits), first_token =
+  // Vocabulary::kNumSpecials. DFM: row scale 1, or 0 for a frozen (non-MASK)
+  // token of a mask-source model. Edit: the gap rows' insertion logits, row
+  // scale = the insertion total Evaluate gives (as a float; 0 at the gaps a
+  // causal model does not insert at). Same errors as Evaluate.
+  bool ProvidesSoftmaxLogits() const override {
+    return heads_.process == ProcessKind::kDfm ||
+           (heads_.process == ProcessKind::kEdit && heads_.insertion_only);
+  }
   absl::Status EvaluateSoftmaxLogits(const SequenceBatch& batch, SoftmaxLogits* out) override;
 
   // transformer is the wrapped model.

@@ -141,20 +141,29 @@ absl::Status LoadRates(const RateOutputs& out, int64_t tok_begin, int64_t gap_be
   return absl::OkStatus();
 }
 
+// EventRows are the rows of the fused event kernels: the token rows of a
+// DFM batch (the current token excluded), or the gap rows of an Edit batch
+// (insertions: nothing excluded).
+struct EventRows {
+  int64_t rows = 0;
+  const int64_t* offsets = nullptr;  // [sequences + 1]
+  const Token* tokens = nullptr;     // [rows] or null
+};
+
 // SetEventInputs sets what both fused event kernels read
-// (kernels/event_args.h): the batch's rows, offsets and tokens, the model's
-// logits and row scales, and the per-sequence random keys.
+// (kernels/event_args.h): the rows, offsets and tokens, the model's logits
+// and row scales, and the per-sequence random keys.
 template <class Args>
-void SetEventInputs(const SequenceBatch& batch, const SoftmaxLogits& logits, int32_t vocab,
-                    const std::vector<uint32_t>& streams, const std::vector<uint32_t>& steps,
-                    uint64_t seed, Args* a) {
+void SetEventInputs(const SequenceBatch& batch, const EventRows& rows, const SoftmaxLogits& logits,
+                    int32_t vocab, const std::vector<uint32_t>& streams,
+                    const std::vector<uint32_t>& steps, uint64_t seed, Args* a) {
   a->parametrization = kernels::Parametrization::kSoftmax;
-  a->rows = batch.num_tokens();
+  a->rows = rows.rows;
   a->vocab = vocab;
   a->num_sequences = batch.num_sequences();
   a->raw = logits.logits.data();
-  a->offsets = batch.offsets().data();
-  a->tokens = batch.tokens().data();
+  a->offsets = rows.offsets;
+  a->tokens = rows.tokens;
   a->row_scales = logits.row_scales.data();
   a->sequence_ids = streams.data();
   a->steps = steps.data();
@@ -207,15 +216,19 @@ class Engine {
   // others.
   std::vector<size_t> StopAtStepLimit(std::vector<Slot>& slots, const std::vector<size_t>& active,
                                       bool keep_pending) const;
-  // FusedEvaluate is the SoftmaxLogits (logits_) of the slots `ids` and
-  // their batch, with the shape checked and the call counted.
+  // RowsOf are the fused kernels' rows of `batch` (EventRows): token rows
+  // (DFM) or gap rows (Edit; their offsets live in gap_offsets_).
+  EventRows RowsOf(const SequenceBatch& batch);
+  // FusedEvaluate is the SoftmaxLogits (logits_) of the slots `ids`, their
+  // batch and its rows (RowsOf), with the shape checked and the call counted.
   absl::StatusOr<SequenceBatch> FusedEvaluate(const std::vector<Slot>& slots,
-                                              const std::vector<size_t>& ids, SamplerStats& stats);
+                                              const std::vector<size_t>& ids, SamplerStats& stats,
+                                              EventRows* rows);
   // KernelOutcome turns a fused kernel's status and first non-finite row
-  // (-1: none) of `batch` (the slots `ids`) into the sampler's error.
+  // (-1: none) of `rows` (the slots `ids`) into the sampler's error.
   absl::Status KernelOutcome(const absl::Status& status, int64_t first_nonfinite_row,
                              const std::vector<Slot>& slots, const std::vector<size_t>& ids,
-                             const SequenceBatch& batch) const;
+                             const EventRows& rows) const;
   // FusedGridRound is one Euler / tau-leap step of every slot in `ids`
   // with the fused event kernels (SamplerOptions::fused_events).
   absl::Status FusedGridRound(std::vector<Slot>& slots, const std::vector<size_t>& ids,
@@ -281,10 +294,13 @@ class Engine {
   std::array<bool, kNumKinds> used_{};
   const Scheduler* single_ = nullptr;  // non-null when one scheduler serves every used kind
   std::vector<double> grid_;
-  // Which fused round moves the DFM states (SamplerOptions::fused_events).
+  // Which fused round moves the states (SamplerOptions::fused_events): DFM
+  // token moves (kTok) or Edit insertions (kIns).
   enum class Fused { kNone, kGrid, kGillespie };
   Fused fused_ = Fused::kNone;
+  int fused_kind_ = kTok;
   SoftmaxLogits logits_;
+  std::vector<int64_t> gap_offsets_;  // RowsOf's gap-row offsets
 };
 
 absl::Status Engine::Validate() {
@@ -372,12 +388,14 @@ absl::Status Engine::Validate() {
   fused_ = !opt_.fused_events || !HasFusedEvents(model_, opt_.kind) ? Fused::kNone
            : opt_.kind == SamplerKind::kGillespie                   ? Fused::kGillespie
                                                                     : Fused::kGrid;
+  fused_kind_ = process_ == ProcessKind::kEdit ? kIns : kTok;
   if (opt_.device != kernels::Backend::kCpu) {
     JUMPFLOW_RETURN_IF_ERROR(kernels::CheckBackendAvailable(opt_.device));
     if (fused_ == Fused::kNone) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "device cuda runs the fused event kernels only: they need fused_events, the euler, "
-          "tau-leap or gillespie sampler and a DFM model that provides softmax logits (model '",
+          "device cuda runs the fused event kernels only: they need fused_events and a model "
+          "that provides softmax logits, with the euler, tau-leap or gillespie sampler (DFM) or "
+          "gillespie (insertion-only Edit Flows) (model '",
           model_.Name(), "')"));
     }
   }
@@ -416,17 +434,28 @@ std::vector<size_t> Engine::StopAtStepLimit(std::vector<Slot>& slots,
   return ids;
 }
 
+EventRows Engine::RowsOf(const SequenceBatch& batch) {
+  if (process_ == ProcessKind::kDfm) {
+    return {batch.num_tokens(), batch.offsets().data(), batch.tokens().data()};
+  }
+  const auto offs = batch.offsets();
+  gap_offsets_.resize(offs.size());
+  for (size_t b = 0; b < offs.size(); ++b) gap_offsets_[b] = offs[b] + static_cast<int64_t>(b);
+  return {batch.num_tokens() + batch.num_sequences(), gap_offsets_.data(), nullptr};
+}
+
 absl::StatusOr<SequenceBatch> Engine::FusedEvaluate(const std::vector<Slot>& slots,
                                                     const std::vector<size_t>& ids,
-                                                    SamplerStats& stats) {
+                                                    SamplerStats& stats, EventRows* rows) {
   JUMPFLOW_ASSIGN_OR_RETURN(SequenceBatch batch, BatchOf(slots, ids));
   const std::string model_name = absl::StrCat("model '", model_.Name(), "'");
   if (absl::Status s = model_.EvaluateSoftmaxLogits(batch, &logits_); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat(model_name, ": ", s.message()));
   }
-  const int64_t nt = batch.num_tokens();
-  if (logits_.logits.size() != static_cast<size_t>(nt * vocab_size_) ||
-      logits_.row_scales.size() != static_cast<size_t>(nt) || logits_.first_token < 0 ||
+  *rows = RowsOf(batch);
+  const int64_t nr = rows->rows;
+  if (logits_.logits.size() != static_cast<size_t>(nr * vocab_size_) ||
+      logits_.row_scales.size() != static_cast<size_t>(nr) || logits_.first_token < 0 ||
       logits_.first_token > vocab_size_) {
     return absl::InternalError(
         absl::StrCat(model_name, " returned softmax logits of the wrong shape"));
@@ -438,13 +467,13 @@ absl::StatusOr<SequenceBatch> Engine::FusedEvaluate(const std::vector<Slot>& slo
 
 absl::Status Engine::KernelOutcome(const absl::Status& status, int64_t first_nonfinite_row,
                                    const std::vector<Slot>& slots, const std::vector<size_t>& ids,
-                                   const SequenceBatch& batch) const {
+                                   const EventRows& rows) const {
   if (!status.ok()) {
     return absl::Status(status.code(),
                         absl::StrCat("model '", model_.Name(), "': ", status.message()));
   }
   if (first_nonfinite_row < 0) return absl::OkStatus();
-  const auto offs = batch.offsets();
+  const std::span<const int64_t> offs(rows.offsets, ids.size() + 1);
   const int64_t b =
       std::upper_bound(offs.begin(), offs.end(), first_nonfinite_row) - offs.begin() - 1;
   return absl::InvalidArgumentError(
@@ -458,7 +487,8 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
   // Sequences at their step limit stop, as in AdvanceGrid.
   const std::vector<size_t> ids = StopAtStepLimit(slots, active, /*keep_pending=*/false);
   if (ids.empty()) return absl::OkStatus();
-  JUMPFLOW_ASSIGN_OR_RETURN(const SequenceBatch batch, FusedEvaluate(slots, ids, stats));
+  EventRows rows;
+  JUMPFLOW_ASSIGN_OR_RETURN(const SequenceBatch batch, FusedEvaluate(slots, ids, stats, &rows));
   const int64_t nt = batch.num_tokens(), nb = batch.num_sequences();
 
   // One step per sequence: from its time to the next grid point.
@@ -477,7 +507,7 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
   std::vector<uint8_t> jumped(static_cast<size_t>(nt));
   std::vector<int32_t> new_token(static_cast<size_t>(nt));
   kernels::SampleStepArgs a;
-  SetEventInputs(batch, logits_, vocab_size_, streams, steps, opt_.seed, &a);
+  SetEventInputs(batch, rows, logits_, vocab_size_, streams, steps, opt_.seed, &a);
   a.jump = kernels::JumpProbability::kLinear;
   a.fire = fire.data();
   a.stream = kPurposeSampleStep;
@@ -485,7 +515,7 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
   a.new_token = new_token.data();
   const absl::StatusOr<kernels::SampleStepResult> r = kernels::SampleStep(opt_.device, a);
   JUMPFLOW_RETURN_IF_ERROR(
-      KernelOutcome(r.status(), r.ok() ? r->first_nonfinite_row : -1, slots, ids, batch));
+      KernelOutcome(r.status(), r.ok() ? r->first_nonfinite_row : -1, slots, ids, rows));
   const auto offs = batch.offsets();
   for (int64_t b = 0; b < nb; ++b) {
     Slot& s = slots[ids[static_cast<size_t>(b)]];
@@ -511,18 +541,19 @@ absl::Status Engine::FusedGillespieRound(std::vector<Slot>& slots,
   // AdvanceGillespie (a pending proposal is still decided).
   const std::vector<size_t> ids = StopAtStepLimit(slots, active, /*keep_pending=*/true);
   if (ids.empty()) return absl::OkStatus();
-  JUMPFLOW_ASSIGN_OR_RETURN(const SequenceBatch batch, FusedEvaluate(slots, ids, stats));
-  const int64_t nt = batch.num_tokens(), nb = batch.num_sequences();
+  EventRows rows;
+  JUMPFLOW_ASSIGN_OR_RETURN(const SequenceBatch batch, FusedEvaluate(slots, ids, stats, &rows));
+  const int64_t nb = batch.num_sequences();
   std::vector<uint32_t> streams(static_cast<size_t>(nb)), steps(static_cast<size_t>(nb));
   for (int64_t b = 0; b < nb; ++b) {
     const Slot& s = slots[ids[static_cast<size_t>(b)]];
     streams[static_cast<size_t>(b)] = s.stream;
     steps[static_cast<size_t>(b)] = static_cast<uint32_t>(s.step);
   }
-  std::vector<double> row_rate(static_cast<size_t>(nt)), total(static_cast<size_t>(nb));
+  std::vector<double> row_rate(static_cast<size_t>(rows.rows)), total(static_cast<size_t>(nb));
   std::vector<int32_t> position(static_cast<size_t>(nb)), token(static_cast<size_t>(nb));
   kernels::GillespieArgs a;
-  SetEventInputs(batch, logits_, vocab_size_, streams, steps, opt_.seed, &a);
+  SetEventInputs(batch, rows, logits_, vocab_size_, streams, steps, opt_.seed, &a);
   a.stream = kPurposeGillespie;
   a.row_rate = row_rate.data();
   a.total = total.data();
@@ -530,7 +561,7 @@ absl::Status Engine::FusedGillespieRound(std::vector<Slot>& slots,
   a.event_token = token.data();
   const absl::StatusOr<kernels::GillespieResult> r = kernels::Gillespie(opt_.device, a);
   JUMPFLOW_RETURN_IF_ERROR(
-      KernelOutcome(r.status(), r.ok() ? r->first_nonfinite_row : -1, slots, ids, batch));
+      KernelOutcome(r.status(), r.ok() ? r->first_nonfinite_row : -1, slots, ids, rows));
   tbb::parallel_for(tbb::blocked_range<size_t>(0, ids.size(), 16),
                     [&](const tbb::blocked_range<size_t>& range) {
                       for (size_t b = range.begin(); b < range.end(); ++b) {
@@ -547,23 +578,31 @@ void Engine::FusedGillespieMove(Slot& s, double m, int32_t position, int32_t tok
     // (multiplier 0 in the model): its event on one of them is a null event,
     // i.e. a rejection, so each real event (i, a) is accepted with
     // probability h(t') m_ia / lambda_bar(t'), exactly as with the model's
-    // multipliers, provided lambda_bar bounds h m.
+    // multipliers, provided lambda_bar bounds h m. The event is a token
+    // move (DFM: token `token` at `position`) or an insertion (Edit: at gap
+    // `position`, before the element of that index).
     s.pending = false;
     PhiloxStream rng(opt_.seed, s.stream, kPurposeSampler, (s.step << 32) | kAcceptanceOffset);
-    const double h = Hazards(s.t)[kTok];
-    const double lam = h * m, lam_bar = h * s.bound[kTok];
+    const double h = Hazards(s.t)[fused_kind_];
+    const double lam = h * m, lam_bar = h * s.bound[fused_kind_];
     if (lam > lam_bar * (1.0 + 1e-9)) ++s.violations;
     if (lam > 0.0 && rng.Uniform() * lam_bar < lam && position >= 0 &&
         token >= logits_.first_token) {
-      s.x[static_cast<size_t>(position)] = token;
+      if (fused_kind_ == kIns) {
+        s.x.insert(s.x.begin() + position, token);
+        Record(s, s.t, JumpKind::kInsert, position, token);
+        CheckLength(s);
+      } else {
+        s.x[static_cast<size_t>(position)] = token;
+        Record(s, s.t, JumpKind::kToken, position, token);
+      }
       ++s.num_events;
-      Record(s, s.t, JumpKind::kToken, position, token);
       return;  // state changed: evaluated again at the same t
     }
     ++s.rejections;
   }
   std::array<double, kNumKinds> totals{};
-  totals[kTok] = m;
+  totals[fused_kind_] = m;
   Propose(s, totals);
 }
 
@@ -1208,9 +1247,16 @@ std::string SamplerKindName(SamplerKind kind) {
 }
 
 bool HasFusedEvents(const RateModel& model, SamplerKind kind) {
-  return model.process() == ProcessKind::kDfm && model.ProvidesSoftmaxLogits() &&
-         (kind == SamplerKind::kEuler || kind == SamplerKind::kTauLeap ||
-          kind == SamplerKind::kGillespie);
+  if (!model.ProvidesSoftmaxLogits()) return false;
+  switch (model.process()) {
+    case ProcessKind::kDfm:
+      return kind == SamplerKind::kEuler || kind == SamplerKind::kTauLeap ||
+             kind == SamplerKind::kGillespie;
+    case ProcessKind::kEdit:
+      return kind == SamplerKind::kGillespie;
+    default:
+      return false;
+  }
 }
 
 std::vector<double> MakeTimeGrid(TimeGrid grid, int64_t steps, const Scheduler& scheduler) {

@@ -696,19 +696,77 @@ class LogitModel : public RateModel {
   }
 };
 
-// ExpectSameDistribution samples 20,000 sequences of 3 MASK tokens with
-// `kind` both ways, fused kernels and per-sequence path, and compares the
-// final sequences: two-sample chi-square (categories with fewer than 10
-// samples pooled), level 1e-4.
-void ExpectSameDistribution(SamplerKind kind) {
-  LogitModel model;
-  auto sched = Sched("linear");
+// InsertLogitModel is an insertion-only Edit model given both ways: raw
+// softmax logits over the gap rows and multipliers (insert_rate,
+// insert_dist). Gap g of a sequence of length n at time t inserts at total
+// rate 1.2 (1 - t) (1 + 0.3 sin(g + n)) (the survival-scaled rates of an
+// Edit Flow: with the linear scheduler's hazard 1 / (1 - t) the expected
+// length stays finite), token a with softmax(sin(1.3 a + 0.7 g + 0.3 n +
+// t))_a; ids below kFirst have multiplier 0. The kernel's total (rates
+// alone) only falls in t; the model's (without the special ids' share)
+// rises at most (1 - 0.06) / (1 - 0.79) < 4.5-fold, so bound factor 5 is
+// exact.
+class InsertLogitModel : public RateModel {
+ public:
+  static constexpr int32_t kV = 5, kFirst = 2;
+  ProcessKind process() const override { return ProcessKind::kEdit; }
+  int32_t vocab_size() const override { return kV; }
+  std::string Name() const override { return "insert-logits"; }
+  bool ProvidesSoftmaxLogits() const override { return true; }
+  double BoundFactor() const override { return 5.0; }
+  static float Logit(int64_t g, int64_t n, double t, int a) {
+    return static_cast<float>(std::sin(1.3 * a + 0.7 * static_cast<double>(g) + 0.3 * n + t));
+  }
+  static float Rate(int64_t g, int64_t n, double t) {
+    return static_cast<float>(2.0 * (1.0 - t) * (1.0 + 0.3 * std::sin(static_cast<double>(g + n))));
+  }
+  // ForGaps calls gap(row, g, n, t) for every gap row of `batch`.
+  template <typename Gap>
+  static void ForGaps(const SequenceBatch& batch, Gap gap) {
+    const auto offs = batch.offsets();
+    for (int64_t b = 0; b < batch.num_sequences(); ++b) {
+      const int64_t n = batch.length(b), first = offs[static_cast<size_t>(b)] + b;
+      for (int64_t g = 0; g <= n; ++g) gap(first + g, g, n, batch.time(b));
+    }
+  }
+  absl::Status EvaluateSoftmaxLogits(const SequenceBatch& batch, SoftmaxLogits* out) override {
+    const int64_t rows = batch.num_tokens() + batch.num_sequences();
+    out->logits.resize(static_cast<size_t>(rows * kV));
+    out->row_scales.resize(static_cast<size_t>(rows));
+    out->first_token = kFirst;
+    ForGaps(batch, [&](int64_t r, int64_t g, int64_t n, double t) {
+      for (int a = 0; a < kV; ++a) out->logits[static_cast<size_t>(r * kV + a)] = Logit(g, n, t, a);
+      out->row_scales[static_cast<size_t>(r)] = Rate(g, n, t);
+    });
+    return absl::OkStatus();
+  }
+  absl::Status Evaluate(const SequenceBatch& batch, RateOutputs* out) override {
+    ForGaps(batch, [&](int64_t r, int64_t g, int64_t n, double t) {
+      double sum = 0.0;
+      double* dist = out->insert_dist.data() + r * kV;
+      for (int a = 0; a < kV; ++a)
+        sum += dist[a] = std::exp(static_cast<double>(Logit(g, n, t, a)));
+      for (int a = 0; a < kV; ++a) dist[a] = a < kFirst ? 0.0 : dist[a] / sum;
+      out->insert_rate[static_cast<size_t>(r)] = Rate(g, n, t);
+    });
+    std::fill(out->token_rate.begin(), out->token_rate.end(), 0.0);
+    std::fill(out->delete_rate.begin(), out->delete_rate.end(), 0.0);
+    return absl::OkStatus();
+  }
+};
+
+// ExpectSameDistribution samples 20,000 sequences from `start_x` (DFM:
+// three MASK tokens, Edit: empty) with `kind` both ways, fused kernels and
+// per-sequence path, and compares the final sequences: two-sample
+// chi-square (categories with fewer than 10 samples pooled), level 1e-4.
+// Returns the fused run's result.
+SampleResult ExpectSameDistribution(RateModel& model, const std::vector<Token>& start_x,
+                                    SamplerKind kind, const KindSchedulers& schedulers) {
   const int64_t n = 20000;
-  const SequenceBatch start = *SequenceBatch::FromVectors(
-      std::vector<std::vector<Token>>(n, std::vector<Token>(3, LogitModel::kMaskId)),
-      LogitModel::kV);
+  const SequenceBatch start =
+      *SequenceBatch::FromVectors(std::vector<std::vector<Token>>(n, start_x), model.vocab_size());
   std::map<std::vector<Token>, std::array<int64_t, 2>> counts;
-  std::vector<SequenceBatch> finals;
+  std::vector<SampleResult> finals;
   for (int fused = 0; fused < 2; ++fused) {
     SamplerOptions opt;
     opt.kind = kind;
@@ -716,23 +774,27 @@ void ExpectSameDistribution(SamplerKind kind) {
     opt.seed = 21;
     opt.fused_events = fused == 1;
     opt.max_batch = n;  // one model call per round
-    auto r = Sample(model, KindSchedulers::All(sched.get()), start, opt);
-    ASSERT_TRUE(r.ok()) << r.status();
+    opt.max_length = 10;
+    auto r = Sample(model, schedulers, start, opt);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return {};
     if (kind == SamplerKind::kTauLeap) {
       EXPECT_EQ(r->stats.model_calls, 5);
     } else {
       EXPECT_GT(r->stats.rejections, 0);  // thinning
     }
     EXPECT_EQ(r->stats.bound_violations, 0);
-    EXPECT_EQ(r->stats.truncated, 0);
+    EXPECT_LT(r->stats.truncated, n / 50);
     for (const std::vector<Token>& x : r->final_batch.ToVectors()) {
-      for (Token tok : x) EXPECT_TRUE(tok == LogitModel::kMaskId || tok >= LogitModel::kFirst);
+      for (Token tok : x) {  // a start token or a real one (both models: first_token 2)
+        EXPECT_TRUE(tok >= 2 || std::count(start_x.begin(), start_x.end(), tok) > 0) << tok;
+      }
       ++counts[x][fused];
     }
-    finals.push_back(std::move(r->final_batch));
+    finals.push_back(*std::move(r));
   }
   // Different random draws (the kernel's keyed ones): not the same samples.
-  EXPECT_NE(finals[0], finals[1]);
+  EXPECT_NE(finals[0].final_batch, finals[1].final_batch);
   double chi2 = 0.0;
   int categories = 0;
   std::array<int64_t, 2> pooled{0, 0};
@@ -750,10 +812,11 @@ void ExpectSameDistribution(SamplerKind kind) {
             static_cast<double>(pooled[0] + pooled[1]);
     ++categories;
   }
-  ASSERT_GT(categories, 50);
+  EXPECT_GT(categories, 50);
   // Wilson-Hilferty upper critical value, z = 3.719 (level 1e-4).
   const double dof = categories - 1, k = 2.0 / (9.0 * dof);
   EXPECT_LT(chi2, dof * std::pow(1.0 - k + 3.719 * std::sqrt(k), 3.0)) << categories;
+  return std::move(finals[1]);
 }
 
 // The fused event kernels (SamplerOptions::fused_events) draw from the same
@@ -761,11 +824,34 @@ void ExpectSameDistribution(SamplerKind kind) {
 // kernels::SampleStep call per step) and exact Gillespie (one
 // kernels::Gillespie call per round, its events thinned).
 TEST(FusedEventsTest, TauLeapSameDistributionAsThePerSequencePath) {
-  ExpectSameDistribution(SamplerKind::kTauLeap);
+  LogitModel model;
+  auto sched = Sched("linear");
+  ExpectSameDistribution(model, std::vector<Token>(3, LogitModel::kMaskId), SamplerKind::kTauLeap,
+                         KindSchedulers::All(sched.get()));
 }
 
 TEST(FusedEventsTest, GillespieSameDistributionAsThePerSequencePath) {
-  ExpectSameDistribution(SamplerKind::kGillespie);
+  LogitModel model;
+  auto sched = Sched("linear");
+  ExpectSameDistribution(model, std::vector<Token>(3, LogitModel::kMaskId), SamplerKind::kGillespie,
+                         KindSchedulers::All(sched.get()));
+}
+
+// Insertion-only Edit Flows: Gillespie with one kernels::Gillespie call a
+// round over the gap rows, from empty sequences (lengths spread over 0-10).
+// The insertion scheduler differs from the substitution and deletion ones
+// (whose multipliers are 0), so a fused round using the wrong hazard fails.
+TEST(FusedEventsTest, InsertionGillespieSameDistributionAsThePerSequencePath) {
+  InsertLogitModel model;
+  auto linear = Sched("linear"), cubic = Sched("poly:3");
+  KindSchedulers schedulers = KindSchedulers::All(cubic.get());
+  schedulers.insert = linear.get();
+  const SampleResult fused = ExpectSameDistribution(model, {}, SamplerKind::kGillespie, schedulers);
+  std::array<int64_t, 9> lengths{};
+  for (int64_t b = 0; b < fused.final_batch.num_sequences(); ++b) {
+    ++lengths[static_cast<size_t>(std::min<int64_t>(fused.final_batch.length(b), 8))];
+  }
+  for (int64_t len = 0; len <= 4; ++len) EXPECT_GT(lengths[static_cast<size_t>(len)], 500) << len;
 }
 
 TEST(FusedEventsTest, ThreadsAndBatchSizeDoNotChangeResults) {
@@ -821,6 +907,45 @@ TEST(FusedEventsTest, TrajectoriesReplayToTheFinalStates) {
       seq[static_cast<size_t>(e.index)] = e.token;
     }
     EXPECT_EQ(x, r->final_batch.ToVectors());
+  }
+}
+
+// The fused insertion rounds do not depend on threads or max_batch, record
+// their insertions (replaying them in time order on the start gives the
+// final sequences; a start with tokens checks the gap indexing), and stop
+// a sequence that grows past max_length.
+TEST(FusedEventsTest, InsertionRoundsAreReproducibleAndReplay) {
+  InsertLogitModel model;
+  auto sched = Sched("linear");
+  const int64_t n = 300;
+  std::vector<std::vector<Token>> start_tokens(n);
+  for (int64_t b = 0; b < n; ++b) start_tokens[static_cast<size_t>(b)].assign(b % 3, 2 + b % 3);
+  const SequenceBatch start = *SequenceBatch::FromVectors(start_tokens, InsertLogitModel::kV);
+  SamplerOptions a;
+  a.kind = SamplerKind::kGillespie;
+  a.seed = 8;
+  a.record_trajectory = true;
+  a.max_length = 6;
+  const SampleResult r = ExpectReproducible(a, [&](const SamplerOptions& o) {
+    absl::StatusOr<SampleResult> result = Sample(model, KindSchedulers::All(sched.get()), start, o);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *std::move(result) : SampleResult{};
+  });
+  EXPECT_GT(r.stats.events, n);
+  EXPECT_GT(r.stats.truncated, 0);
+  EXPECT_EQ(static_cast<int64_t>(r.trajectory.size()), r.stats.events);
+  std::vector<std::vector<Token>> x = start_tokens;
+  for (const TrajectoryEvent& e : r.trajectory) {
+    ASSERT_EQ(e.kind, JumpKind::kInsert);
+    std::vector<Token>& seq = x[static_cast<size_t>(e.sequence)];
+    ASSERT_LE(e.index, static_cast<int64_t>(seq.size()));
+    ASSERT_GE(e.token, InsertLogitModel::kFirst);
+    seq.insert(seq.begin() + e.index, e.token);
+  }
+  const std::vector<std::vector<Token>> final_x = r.final_batch.ToVectors();
+  EXPECT_EQ(x, final_x);
+  for (int64_t b = 0; b < n; ++b) {
+    EXPECT_LE(final_x[static_cast<size_t>(b)].size(), 7u);  // stops once past max_length
   }
 }
 

@@ -786,6 +786,62 @@ TEST(RateModelAdapterTest, DfmSoftmaxLogitsAgreeWithEvaluate) {
   EXPECT_EQ(moving, 3);  // the MASK rows
 }
 
+// An insertion-only Edit model's softmax logits (the fused Gillespie path)
+// are its gap rows: row scale = insert_rate (as a float; 0 at the gaps a
+// causal model does not insert at), softmax = insert_dist on the
+// non-special ids; for independent and left-to-right insertion orders and
+// with the insertion gate. A pairs-trained Edit model (substitutions and
+// deletions) has no such logits.
+TEST(RateModelAdapterTest, EditInsertionLogitsAgreeWithEvaluate) {
+  for (int variant = 0; variant < 3; ++variant) {
+    SCOPED_TRACE(variant);
+    TrainerOptions o = TinyOptions(TrainProcess::kEdit, 3);
+    o.checkpoint_path = TempPath(absl::StrCat("adapter_ins_", variant, ".ckpt"));
+    if (variant == 1) o.insertion_order = InsertionOrder::kLeftToRight;
+    if (variant == 2) o.model.insert_gate = true;
+    Trained run;
+    ASSERT_NO_FATAL_FAILURE(TrainAndLoad(o, &run));
+    RateModel& model = *run.model->model;
+    ASSERT_TRUE(model.ProvidesSoftmaxLogits());
+    const int32_t v = model.vocab_size();
+    const SequenceBatch batch = *run.model->StartFromText({"", "ca", "hrse"});
+    SequenceBatch timed = batch;
+    for (int64_t b = 0; b < 3; ++b) timed.set_time(b, 0.2 + 0.3 * static_cast<double>(b));
+    RateOutputs rates;
+    rates.Reset(timed, ProcessKind::kEdit, v);
+    ASSERT_TRUE(model.Evaluate(timed, &rates).ok());
+    SoftmaxLogits logits;
+    ASSERT_TRUE(model.EvaluateSoftmaxLogits(timed, &logits).ok());
+    const int64_t gaps = timed.num_tokens() + timed.num_sequences();
+    ASSERT_EQ(logits.logits.size(), static_cast<size_t>(gaps * v));
+    ASSERT_EQ(logits.row_scales.size(), static_cast<size_t>(gaps));
+    EXPECT_EQ(logits.first_token, Vocabulary::kNumSpecials);
+    int inserting = 0;
+    for (int64_t g = 0; g < gaps; ++g) {
+      EXPECT_EQ(logits.row_scales[g], static_cast<float>(rates.insert_rate[g])) << "gap " << g;
+      inserting += logits.row_scales[g] > 0.0f;
+      if (logits.row_scales[g] == 0.0f) continue;  // no insertions: Evaluate zeroes the row
+      const float* z = logits.logits.data() + g * v;
+      double zmax = -1e30, sum = 0.0;
+      for (int a = 0; a < v; ++a) zmax = std::max<double>(zmax, z[a]);
+      for (int a = 0; a < v; ++a) sum += std::exp(z[a] - zmax);
+      for (int a = 0; a < v; ++a) {
+        const double want = a < logits.first_token ? 0.0 : std::exp(z[a] - zmax) / sum;
+        EXPECT_NEAR(rates.insert_dist[g * v + a], want, 1e-6) << "gap " << g << " id " << a;
+      }
+    }
+    // Left to right: the last gap of each sequence only.
+    EXPECT_EQ(inserting, variant == 1 ? 3 : gaps);
+  }
+  TrainerOptions pairs = TinyOptions(TrainProcess::kEdit, 2);
+  pairs.checkpoint_path = TempPath("adapter_pairs.ckpt");
+  pairs.edit_source = EditSource::kNoise;
+  pairs.noise_max_length = 3;
+  Trained run;
+  ASSERT_NO_FATAL_FAILURE(TrainAndLoad(pairs, &run));
+  EXPECT_FALSE(run.model->model->ProvidesSoftmaxLogits());
+}
+
 TEST(RateModelAdapterTest, MultipliersFollowTheLossParametrization) {
   TrainerOptions o = TinyOptions(TrainProcess::kEdit, 3);
   o.checkpoint_path = TempPath("adapter.ckpt");
