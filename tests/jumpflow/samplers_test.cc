@@ -1015,15 +1015,35 @@ TEST(FusedEventsTest, CudaNeedsTheFusedPathAndAGpu) {
   opt.device = kernels::Backend::kCuda;
   auto r = Sample(model, KindSchedulers::All(sched.get()), start, opt);
   ASSERT_FALSE(r.ok());
+  InsertLogitModel insert_model;
+  const SequenceBatch empty =
+      *SequenceBatch::FromVectors(std::vector<std::vector<Token>>(50), InsertLogitModel::kV);
   if (kernels::CheckBackendAvailable(kernels::Backend::kCuda).ok()) {
     EXPECT_NE(r.status().message().find("fused event kernels only"), std::string::npos)
         << r.status();
+    // The GPU draws the CPU's events bit for bit: the same samples.
+    auto same_on_both = [&](RateModel& m, const SequenceBatch& s, SamplerKind kind) {
+      SamplerOptions o;
+      o.kind = kind;
+      o.steps = 10;
+      auto cpu = Sample(m, KindSchedulers::All(sched.get()), s, o);
+      o.device = kernels::Backend::kCuda;
+      auto gpu = Sample(m, KindSchedulers::All(sched.get()), s, o);
+      ASSERT_TRUE(cpu.ok()) << cpu.status();
+      ASSERT_TRUE(gpu.ok()) << gpu.status();
+      EXPECT_EQ(cpu->final_batch, gpu->final_batch) << SamplerKindName(kind);
+      EXPECT_EQ(cpu->stats.events, gpu->stats.events) << SamplerKindName(kind);
+    };
     for (SamplerKind kind : {SamplerKind::kEuler, SamplerKind::kGillespie}) {
-      opt.kind = kind;
-      EXPECT_TRUE(Sample(model, KindSchedulers::All(sched.get()), start, opt).ok());
+      same_on_both(model, start, kind);
     }
+    same_on_both(insert_model, empty, SamplerKind::kGillespie);
   } else {
     EXPECT_NE(r.status().message().find("CUDA"), std::string::npos) << r.status();
+    opt.kind = SamplerKind::kGillespie;
+    auto ri = Sample(insert_model, KindSchedulers::All(sched.get()), empty, opt);
+    ASSERT_FALSE(ri.ok());
+    EXPECT_NE(ri.status().message().find("CUDA"), std::string::npos) << ri.status();
   }
 }
 
