@@ -854,7 +854,7 @@ TEST(RateModelAdapterTest, MultipliersFollowTheLossParametrization) {
   std::optional<TrainedModel>& tm = run.model;
   EXPECT_EQ(tm->model->BoundFactor(), 3.0);
   EXPECT_TRUE(tm->model->TimeDependent());
-  EXPECT_FALSE(tm->model->ProvidesSoftmaxLogits());  // only DFM heads do
+  EXPECT_FALSE(tm->model->ProvidesSoftmaxLogits());  // only DFM and insertion-only Edit heads
 
   AdapterOutputs a;
   EvaluateAdapter(*t, *tm, &a);
@@ -1104,6 +1104,46 @@ TEST(SampleCliTest, DfmCheckpointsUseTheFusedKernelsOnTheChosenDevice) {
   ExpectOneLineError(rc, err, "--events must be fused, per-sequence or both");
   rc = RunCli(cli::RunBench, "bench", bench_with({"--device", "cuda"}), &out, &err);
   ExpectOneLineError(rc, err, gpu ? "only DFM checkpoints" : "--device cuda: ");
+}
+
+// An insertion-only Edit Flow checkpoint (left to right, as the demo's)
+// samples exact Gillespie through the fused kernels: jumpflow bench --events
+// both has a fused and a per-sequence Gillespie row and one tau-leap row (no
+// fused path); --device cuda is for Gillespie only.
+TEST(SampleCliTest, EditCheckpointsUseTheFusedKernelsForGillespie) {
+  const std::string data = TempPath("sample_cli_edit_words.txt");
+  ASSERT_NO_FATAL_FAILURE(WriteWords(data));
+  const std::string ckpt = TempPath("sample_cli_edit.ckpt");
+  std::string out, err;
+  ASSERT_EQ(RunTrainArgs({"--data", data, "--out", ckpt, "--process", "edit", "--insert-order",
+                          "left-to-right", "--steps", "5", "--dim", "16", "--layers", "1",
+                          "--batch", "8", "--quiet"},
+                         &err),
+            0)
+      << err;
+  ASSERT_EQ(RunCli(cli::RunBench, "bench",
+                   {"--model", ckpt, "--data", data, "--samplers", "tau-leap,gillespie", "--steps",
+                    "8", "--num", "30", "--threads", "1", "--events", "both"},
+                   &out, &err),
+            0)
+      << err;
+  for (const char* row : {"| tau-leap | 8 steps |", "| gillespie | exact, fused |",
+                          "| gillespie | exact, per-sequence |"}) {
+    EXPECT_NE(out.find(row), std::string::npos) << row << "\n" << out;
+  }
+  const bool gpu = kernels::CheckBackendAvailable(kernels::Backend::kCuda).ok();
+  const std::vector<std::string> sample = {"--model", ckpt,       "--num", "20",       "--show",
+                                           "0",       "--device", "cuda",  "--sampler"};
+  for (const char* sampler : {"gillespie", "tau-leap"}) {
+    std::vector<std::string> args = sample;
+    args.push_back(sampler);
+    const int rc = RunSampleArgs(args, &out, &err);
+    if (gpu && std::string(sampler) == "gillespie") {
+      EXPECT_EQ(rc, 0) << err;
+    } else {
+      ExpectOneLineError(rc, err, gpu ? "insertion-only Edit Flow checkpoints" : "--device cuda: ");
+    }
+  }
 }
 
 // Without held-out sequences the final line says so instead of printing a
