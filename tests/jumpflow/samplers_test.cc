@@ -641,6 +641,16 @@ TEST(ReproducibilityTest, ThreadsAndBatchSizeDoNotChangeResults) {
   }
 }
 
+// SoftmaxInto writes softmax(logit(0 .. kV)) in double to dist[0..v), the
+// ids below `first` set to 0: the multipliers the two test models below
+// give Evaluate for their raw logits.
+template <typename Logit>
+void SoftmaxInto(int v, int first, Logit logit, double* dist) {
+  double sum = 0.0;
+  for (int a = 0; a < v; ++a) sum += dist[a] = std::exp(static_cast<double>(logit(a)));
+  for (int a = 0; a < v; ++a) dist[a] = a < first ? 0.0 : dist[a] / sum;
+}
+
 // LogitModel is a DFM model given both ways (jumpflow/rate_model.h): as raw
 // softmax logits (EvaluateSoftmaxLogits, the fused event kernels' input)
 // and as multipliers (Evaluate). Logits depend on the position, the current
@@ -685,11 +695,8 @@ class LogitModel : public RateModel {
   }
   absl::Status Evaluate(const SequenceBatch& batch, RateOutputs* out) override {
     ForRows(batch, [&](int64_t r, int64_t pos, Token x, double t) {
-      double sum = 0.0;
-      double* dist = out->token_dist.data() + r * kV;
-      for (int a = 0; a < kV; ++a)
-        sum += dist[a] = std::exp(static_cast<double>(Logit(pos, x, t, a)));
-      for (int a = 0; a < kV; ++a) dist[a] = a < kFirst ? 0.0 : dist[a] / sum;
+      SoftmaxInto(
+          kV, kFirst, [&](int a) { return Logit(pos, x, t, a); }, out->token_dist.data() + r * kV);
       out->token_rate[static_cast<size_t>(r)] = x == kMaskId ? 1.0 : 0.0;
     });
     return absl::OkStatus();
@@ -742,11 +749,8 @@ class InsertLogitModel : public RateModel {
   }
   absl::Status Evaluate(const SequenceBatch& batch, RateOutputs* out) override {
     ForGaps(batch, [&](int64_t r, int64_t g, int64_t n, double t) {
-      double sum = 0.0;
-      double* dist = out->insert_dist.data() + r * kV;
-      for (int a = 0; a < kV; ++a)
-        sum += dist[a] = std::exp(static_cast<double>(Logit(g, n, t, a)));
-      for (int a = 0; a < kV; ++a) dist[a] = a < kFirst ? 0.0 : dist[a] / sum;
+      SoftmaxInto(
+          kV, kFirst, [&](int a) { return Logit(g, n, t, a); }, out->insert_dist.data() + r * kV);
       out->insert_rate[static_cast<size_t>(r)] = Rate(g, n, t);
     });
     std::fill(out->token_rate.begin(), out->token_rate.end(), 0.0);

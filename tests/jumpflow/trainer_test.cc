@@ -748,6 +748,19 @@ void EvaluateAdapter(const Trainer& t, const TrainedModel& tm, AdapterOutputs* a
   ASSERT_TRUE(t.model().Forward(a->batch, &ws, &a->raw).ok());
 }
 
+// ExpectSoftmaxOfRow expects dist[0..v) (a model's Evaluate) to be the
+// softmax of row `row` of `logits` with the ids below first_token at 0.
+void ExpectSoftmaxOfRow(const SoftmaxLogits& logits, int64_t row, int32_t v, const double* dist) {
+  const float* z = logits.logits.data() + row * v;
+  double zmax = -1e30, sum = 0.0;
+  for (int a = 0; a < v; ++a) zmax = std::max<double>(zmax, z[a]);
+  for (int a = 0; a < v; ++a) sum += std::exp(z[a] - zmax);
+  for (int a = 0; a < v; ++a) {
+    const double want = a < logits.first_token ? 0.0 : std::exp(z[a] - zmax) / sum;
+    EXPECT_NEAR(dist[a], want, 1e-6) << "row " << row << " id " << a;
+  }
+}
+
 // A DFM model's softmax logits (the samplers' fused event kernels) give the
 // multipliers Evaluate gives: row scale = token_rate (0 for frozen, non-MASK
 // tokens of the mask source), softmax = token_dist on the non-special ids.
@@ -774,14 +787,7 @@ TEST(RateModelAdapterTest, DfmSoftmaxLogitsAgreeWithEvaluate) {
     EXPECT_EQ(logits.row_scales[r], rates.token_rate[r]) << "row " << r;
     moving += logits.row_scales[r] > 0.0f;
     if (logits.row_scales[r] == 0.0f) continue;
-    const float* z = logits.logits.data() + r * v;
-    double zmax = -1e30, sum = 0.0;
-    for (int a = 0; a < v; ++a) zmax = std::max<double>(zmax, z[a]);
-    for (int a = 0; a < v; ++a) sum += std::exp(z[a] - zmax);
-    for (int a = 0; a < v; ++a) {
-      const double want = a < logits.first_token ? 0.0 : std::exp(z[a] - zmax) / sum;
-      EXPECT_NEAR(rates.token_dist[r * v + a], want, 1e-6) << "row " << r << " id " << a;
-    }
+    ExpectSoftmaxOfRow(logits, r, v, rates.token_dist.data() + r * v);
   }
   EXPECT_EQ(moving, 3);  // the MASK rows
 }
@@ -821,14 +827,7 @@ TEST(RateModelAdapterTest, EditInsertionLogitsAgreeWithEvaluate) {
       EXPECT_EQ(logits.row_scales[g], static_cast<float>(rates.insert_rate[g])) << "gap " << g;
       inserting += logits.row_scales[g] > 0.0f;
       if (logits.row_scales[g] == 0.0f) continue;  // no insertions: Evaluate zeroes the row
-      const float* z = logits.logits.data() + g * v;
-      double zmax = -1e30, sum = 0.0;
-      for (int a = 0; a < v; ++a) zmax = std::max<double>(zmax, z[a]);
-      for (int a = 0; a < v; ++a) sum += std::exp(z[a] - zmax);
-      for (int a = 0; a < v; ++a) {
-        const double want = a < logits.first_token ? 0.0 : std::exp(z[a] - zmax) / sum;
-        EXPECT_NEAR(rates.insert_dist[g * v + a], want, 1e-6) << "gap " << g << " id " << a;
-      }
+      ExpectSoftmaxOfRow(logits, g, v, rates.insert_dist.data() + g * v);
     }
     // Left to right: the last gap of each sequence only.
     EXPECT_EQ(inserting, variant == 1 ? 3 : gaps);

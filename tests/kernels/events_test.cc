@@ -220,6 +220,20 @@ void RefSampleStep(const SampleStepArgs& a, const Batch& bt, StepOut* out) {
 
 // --- exact equality with the reference -----------------------------------------
 
+// ExpectSameAsReference runs SampleStepCpu on `a` (whose outputs are *got's)
+// and the reference on `bt`: the same bits, the same jump count, no
+// non-finite row.
+void ExpectSameAsReference(const SampleStepArgs& a, const Batch& bt, StepOut* got) {
+  got->result = SampleStepCpu(a);
+  StepOut ref;
+  RefSampleStep(a, bt, &ref);
+  ExpectSameBits(ref.jumped, got->jumped, "jumped");
+  ExpectSameBits(ref.token, got->token, "new_token");
+  ExpectSameBits(ref.rate, got->rate, "row_rate");
+  EXPECT_EQ(got->result.jumps, ref.result.jumps);
+  EXPECT_EQ(got->result.first_nonfinite_row, -1);
+}
+
 TEST(SampleStepTest, MatchesReferenceBitForBit) {
   uint64_t seed = 11;
   const Parametrization params[] = {Parametrization::kSoftmax, Parametrization::kLogRateSoftmax,
@@ -234,15 +248,9 @@ TEST(SampleStepTest, MatchesReferenceBitForBit) {
                        std::to_string(variant));
           // fire up to 3: many rows jump (p clamps at 1 for linear).
           const Batch bt = MakeBatch(p, 23, 40, v, seed++, 3.0);
-          StepOut got, ref;
-          const SampleStepArgs a = StepArgs(bt, &got, seed, variant == 0, variant == 0, jump);
-          got.result = SampleStepCpu(a);
-          RefSampleStep(a, bt, &ref);
-          ExpectSameBits(ref.jumped, got.jumped, "jumped");
-          ExpectSameBits(ref.token, got.token, "new_token");
-          ExpectSameBits(ref.rate, got.rate, "row_rate");
-          EXPECT_EQ(got.result.jumps, ref.result.jumps);
-          EXPECT_EQ(got.result.first_nonfinite_row, -1);
+          StepOut got;
+          ExpectSameAsReference(StepArgs(bt, &got, seed, variant == 0, variant == 0, jump), bt,
+                                &got);
           EXPECT_GT(got.result.jumps, 0);
           for (size_t r = 0; r < got.token.size(); ++r) {
             if (got.jumped[r] && variant == 0) {
@@ -278,15 +286,8 @@ TEST(SampleStepTest, MatchesReferenceBitForBitWhereTheExpClampActs) {
       clamped_rows += std::any_of(z, z + 256, [&](float x) { return x - zmax < -87.0f; });
     }
     ASSERT_GT(clamped_rows, bt.rows() / 2);
-    StepOut got, ref;
-    const SampleStepArgs a = StepArgs(bt, &got, seed);
-    got.result = SampleStepCpu(a);
-    RefSampleStep(a, bt, &ref);
-    ExpectSameBits(ref.jumped, got.jumped, "jumped");
-    ExpectSameBits(ref.token, got.token, "new_token");
-    ExpectSameBits(ref.rate, got.rate, "row_rate");
-    EXPECT_EQ(got.result.jumps, ref.result.jumps);
-    EXPECT_EQ(got.result.first_nonfinite_row, -1);
+    StepOut got;
+    ExpectSameAsReference(StepArgs(bt, &got, seed), bt, &got);
   }
 }
 
