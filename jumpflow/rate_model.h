@@ -104,8 +104,8 @@ struct RateOutputs {
 // first_token set to 0); the model's substitution and deletion multipliers
 // are 0.
 struct SoftmaxLogits {
-  std::vector<float> logits;      // [tokens x V]
-  std::vector<float> row_scales;  // [tokens], >= 0
+  std::vector<float> logits;      // [rows x V]: token rows (DFM) or gap rows (Edit)
+  std::vector<float> row_scales;  // [rows], >= 0
   int32_t first_token = 0;
 };
 

@@ -465,9 +465,11 @@ std::vector<ParameterGroup> TransformerParameterGroups(const TransformerConfig& 
 // Workspace.
 
 // ScratchArena is the workspace's activation storage. It grows to 5/4 of
-// the size asked for, without copying or zeroing the old contents (Forward
-// writes every buffer before reading it), 64-byte aligned like
-// AlignedVector, and from 4 MiB on 2 MiB aligned with transparent huge pages
+// the size asked for without copying or zeroing the old contents: Forward
+// writes every buffer before reading it (the arena was always reused across
+// calls with stale contents, and the tests that compare runs of different
+// batch sizes and call histories bit for bit pass). 64-byte aligned like
+// AlignedVector; from 4 MiB on 2 MiB aligned with transparent huge pages
 // advised (Linux). Sampling grows the arena round after round as its
 // sequences lengthen: with a zero-filled, copied std::vector, first-touch
 // page faults and memset took ~40% of `jumpflow sample` on the project VM
@@ -476,8 +478,7 @@ template <typename S>
 class ScratchArena {
  public:
   S* data() { return data_.get(); }
-  int64_t size() const { return size_; }
-  // Reserve makes size() >= n; the contents are lost when it grows.
+  // Reserve makes room for n values; the contents are lost when it grows.
   void Reserve(int64_t n) {
     if (n <= size_) return;
     data_.reset();
