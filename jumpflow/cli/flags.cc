@@ -40,8 +40,8 @@ absl::Status FlagSet::Parse(int argc, char** argv, int first) {
     }
     auto it = flags_.find(name);
     if (it == flags_.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown flag --", name, " (see jumpflow ", command_, " --help)"));
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name,
+                                                     " (see jumpflow ", command_, " --help)"));
     }
     Flag& flag = it->second;
     if (flag.is_bool) {
