@@ -164,31 +164,30 @@ void TimeSampling(benchmark::State& state, TrainedModel& tm, SamplerOptions opt)
   state.counters["events/seq"] = static_cast<double>(events) / static_cast<double>(sequences);
 }
 
-// Args: threads, sampler (0 = Gillespie, 1 = tau-leap with 100 kappa steps).
-// One iteration = 256 words grown from empty by the Edit Flow model.
+// Args: threads, sampler (0 = Gillespie, 1 = tau-leap with 100 kappa steps),
+// fused (SamplerOptions::fused_events; Gillespie only: 1 = each round's
+// insertion totals and events from one kernels::Gillespie call over the gap
+// rows, 0 = the per-sequence path on double multipliers). One iteration =
+// 256 words grown from empty by the (insertion-only) Edit Flow model.
 void BM_TrainedModelSample_Cpu(benchmark::State& state) {
   SamplerOptions opt;
   opt.kind = state.range(1) == 0 ? SamplerKind::kGillespie : SamplerKind::kTauLeap;
   opt.steps = 100;
   opt.grid = TimeGrid::kKappa;
+  opt.fused_events = state.range(2) == 1;
   TimeSampling(state, SamplingModel(TrainProcess::kEdit), opt);
 }
 BENCHMARK(BM_TrainedModelSample_Cpu)
-    ->ArgNames({"threads", "tau_leap"})
-    ->Args({1, 0})
-    ->Args({2, 0})
-    ->Args({1, 1})
-    ->Args({2, 1})
+    ->ArgNames({"threads", "tau_leap", "fused"})
+    ->Args({1, 0, 1})
+    ->Args({2, 0, 1})
+    ->Args({1, 0, 0})
+    ->Args({2, 0, 0})
+    ->Args({1, 1, 1})
+    ->Args({2, 1, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// Args: threads, fused (SamplerOptions::fused_events: 1 = each round's
-// events drawn by one fused kernel call from the raw logits, 0 = the
-// per-sequence path on double multipliers), gillespie (0 = tau-leaping in
-// 100 steps, one kernels::SampleStep call a round; 1 = exact Gillespie, one
-// kernels::Gillespie call a round). One iteration = 256 words unmasked by a
-// dfm-mask model; every round evaluates the model, so fused and
-// per-sequence differ in the event drawing alone.
 // DfmSampling is the DFM benchmarks' sampler: exact Gillespie, or
 // tau-leaping in 100 steps.
 SamplerOptions DfmSampling(bool gillespie) {
@@ -198,6 +197,13 @@ SamplerOptions DfmSampling(bool gillespie) {
   return opt;
 }
 
+// Args: threads, fused (SamplerOptions::fused_events: 1 = each round's
+// events drawn by one fused kernel call from the raw logits, 0 = the
+// per-sequence path on double multipliers), gillespie (0 = tau-leaping in
+// 100 steps, one kernels::SampleStep call a round; 1 = exact Gillespie, one
+// kernels::Gillespie call a round). One iteration = 256 words unmasked by a
+// dfm-mask model; every round evaluates the model, so fused and
+// per-sequence differ in the event drawing alone.
 void BM_DfmModelSample_Cpu(benchmark::State& state) {
   SamplerOptions opt = DfmSampling(state.range(2) == 1);
   opt.fused_events = state.range(1) == 1;
