@@ -202,7 +202,8 @@ std::string TransformerRateModel::Name() const {
 }
 
 absl::Status TransformerRateModel::ForwardChecked(const SequenceBatch& batch) {
-  JUMPFLOW_RETURN_IF_ERROR(model_.Forward(batch, &workspace_, &outputs_));
+  JUMPFLOW_RETURN_IF_ERROR(
+      model_.Forward(batch, &workspace_, &outputs_, {}, Transformer::ForwardMode::kInference));
   const int64_t tc = outputs_.token_columns, gc = outputs_.gap_columns;
   for (size_t k = 0; k < outputs_.token_out.size(); ++k) {
     if (!std::isfinite(outputs_.token_out[k])) {

@@ -176,9 +176,12 @@ struct ChunkView {
 };
 
 // CarveChunk lays out a chunk's buffers from `base` (null: measure only) and
-// returns the number of elements used.
+// returns the number of elements used. Without `backward` (an inference
+// forward) the layers share one block (layer_stride 0) and the gradient
+// buffers, which Forward never touches, are empty.
 template <typename S>
-int64_t CarveChunk(S* base, const Dims& d, const ChunkDims& c, ChunkView<S>* view) {
+int64_t CarveChunk(S* base, const Dims& d, const ChunkDims& c, ChunkView<S>* view, bool backward) {
+  const int64_t g = backward ? 1 : 0;  // multiplies the sizes of gradient buffers
   Bump<S> bump(base);
   ChunkView<S> v;
   v.dims = c;
@@ -191,24 +194,24 @@ int64_t CarveChunk(S* base, const Dims& d, const ChunkDims& c, ChunkView<S>* vie
   v.mt = bump.Take(mrows * d.d);
   v.ml = bump.Take(gaps * d.d);
   v.mr = bump.Take(gaps * d.d);
-  v.dml = bump.Take(gaps * d.d);
-  v.dmr = bump.Take(gaps * d.d);
-  v.gemb_grad = bump.Take(gaps * 2 * d.d);
-  v.dtemb_seq = bump.Take(d.th ? c.nseq * 2 * d.d : 0);
+  v.dml = bump.Take(g * gaps * d.d);
+  v.dmr = bump.Take(g * gaps * d.d);
+  v.gemb_grad = bump.Take(g * gaps * 2 * d.d);
+  v.dtemb_seq = bump.Take(d.th ? g * c.nseq * 2 * d.d : 0);
   Bump<S> measure(nullptr);
   CarveLayer<S>(measure, d, c);
-  v.layer_stride = measure.used();
-  v.layers = bump.Take(v.layer_stride * d.l);
+  v.layer_stride = backward ? measure.used() : 0;
+  v.layers = bump.Take(backward ? v.layer_stride * d.l : measure.used());
   v.xhatf = bump.Take(c.rows * d.d);
   v.rstdf = bump.Take(c.rows);
   v.hf = bump.Take(c.rows * d.d);
   v.head = bump.Take(c.rows * std::max(d.ct, 2 * d.cg));
-  v.dx = bump.Take(c.rows * d.d);
-  v.dy = bump.Take(c.rows * d.d);
-  v.dqkv = bump.Take(c.rows * 3 * d.d);
-  v.dmlp = bump.Take(c.rows * d.m);
-  v.dp = bump.Take(c.max_m2);
-  v.dtemb = bump.Take(d.te);
+  v.dx = bump.Take(g * c.rows * d.d);
+  v.dy = bump.Take(g * c.rows * d.d);
+  v.dqkv = bump.Take(g * c.rows * 3 * d.d);
+  v.dmlp = bump.Take(g * c.rows * d.m);
+  v.dp = bump.Take(g * c.max_m2);
+  v.dtemb = bump.Take(g * d.te);
   if (view != nullptr) *view = v;
   return bump.used();
 }
@@ -504,7 +507,7 @@ class ScratchArena {
 
 template <typename S>
 struct BasicTransformer<S>::Workspace::Impl {
-  bool has_forward = false;
+  bool has_forward = false;  // a kTraining forward pass is in the arena
   TransformerConfig config;
   // Copy of the batch of the last Forward.
   std::vector<Token> tokens;
@@ -608,12 +611,14 @@ absl::StatusOr<BasicTransformer<S>> BasicTransformer<S>::FromParameters(
 
 template <typename S>
 absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace* workspace,
-                                          Outputs* out, std::span<const double> gap_times) const {
+                                          Outputs* out, std::span<const double> gap_times,
+                                          ForwardMode mode) const {
   if (workspace == nullptr || out == nullptr) {
     return absl::InvalidArgumentError("Forward: null workspace or outputs");
   }
   typename Workspace::Impl* ws = workspace->impl_.get();
   ws->has_forward = false;
+  const bool backward = mode == ForwardMode::kTraining;
   const int64_t num_seq = batch.num_sequences();
   for (int64_t b = 0; b < num_seq; ++b) {
     if (batch.length(b) > config_.max_length) {
@@ -682,7 +687,7 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
   ws->arena_offset.assign(1, 0);
   for (int64_t c = 0; c < num_chunks; ++c) {
     ws->arena_offset.push_back(ws->arena_offset.back() +
-                               CarveChunk<S>(nullptr, d, ws->chunk_dims[c], nullptr));
+                               CarveChunk<S>(nullptr, d, ws->chunk_dims[c], nullptr, backward));
   }
   ws->arena.Reserve(ws->arena_offset.back());
 
@@ -703,7 +708,7 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
 
   auto run_chunk = [&](int64_t c) {
     ChunkView<S> v;
-    CarveChunk<S>(ws->arena.data() + ws->arena_offset[c], d, ws->chunk_dims[c], &v);
+    CarveChunk<S>(ws->arena.data() + ws->arena_offset[c], d, ws->chunk_dims[c], &v, backward);
     const int64_t b0 = ws->chunk_seq[c], b1 = ws->chunk_seq[c + 1];
     const int64_t rows = v.dims.rows;
     MapMat<S> x(v.x, rows, d.d);
@@ -884,7 +889,7 @@ absl::Status BasicTransformer<S>::Forward(const SequenceBatch& batch, Workspace*
                     [&](const tbb::blocked_range<int64_t>& r) {
                       for (int64_t c = r.begin(); c < r.end(); ++c) run_chunk(c);
                     });
-  ws->has_forward = true;
+  ws->has_forward = backward;
   return absl::OkStatus();
 }
 
@@ -898,7 +903,7 @@ absl::Status BasicTransformer<S>::Backward(std::span<const S> d_token_out,
   if (workspace == nullptr) return absl::InvalidArgumentError("Backward: null workspace");
   typename Workspace::Impl* ws = workspace->impl_.get();
   if (!ws->has_forward) {
-    return absl::FailedPreconditionError("Backward: the workspace holds no forward pass");
+    return absl::FailedPreconditionError("Backward: the workspace holds no training forward pass");
   }
   if (!(ws->config == config_)) {
     return absl::FailedPreconditionError(
@@ -935,7 +940,8 @@ absl::Status BasicTransformer<S>::Backward(std::span<const S> d_token_out,
 
   auto run_chunk = [&](int64_t c) {
     ChunkView<S> v;
-    CarveChunk<S>(ws->arena.data() + ws->arena_offset[c], d, ws->chunk_dims[c], &v);
+    CarveChunk<S>(ws->arena.data() + ws->arena_offset[c], d, ws->chunk_dims[c], &v,
+                  /*backward=*/true);
     S* G = ws->chunk_grads.data() + c * d.p;
     std::fill(G, G + d.p, S(0));
     const int64_t b0 = ws->chunk_seq[c], b1 = ws->chunk_seq[c + 1];

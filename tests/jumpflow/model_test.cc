@@ -427,6 +427,45 @@ TEST(TransformerTest, GradientAccumulatesIntoExistingBuffer) {
   for (size_t i = 0; i < once.size(); ++i) ASSERT_FLOAT_EQ(twice[i], 2.0f * once[i]) << i;
 }
 
+// An inference forward (no activations kept, the layers sharing one block)
+// gives the training forward's outputs bit for bit, for every process and
+// for the causal, time-at-heads model; Backward after it is an error, and
+// the same workspace serves a training forward and Backward afterwards.
+TEST(TransformerTest, InferenceForwardMatchesTrainingForward) {
+  for (int variant = 0; variant < 4; ++variant) {
+    SCOPED_TRACE(variant);
+    TransformerConfig config =
+        TinyConfig(variant == 1 ? ProcessKind::kDfm
+                                : (variant == 2 ? ProcessKind::kBranching : ProcessKind::kEdit));
+    config.layers = 3;
+    if (variant == 3) {
+      config.causal = true;
+      config.time_at_heads = true;
+    }
+    Transformer model = *Transformer::Create(config, 11);
+    const SequenceBatch batch = RandomBatch(7, 0, 6, kVocab, 5 + variant);
+    Transformer::Workspace ws;
+    Transformer::Outputs train, infer;
+    ASSERT_TRUE(model.Forward(batch, &ws, &train).ok());
+    ASSERT_TRUE(model.Forward(batch, &ws, &infer, {}, Transformer::ForwardMode::kInference).ok());
+    ASSERT_EQ(train.token_out.size(), infer.token_out.size());
+    ASSERT_EQ(train.gap_out.size(), infer.gap_out.size());
+    for (size_t i = 0; i < train.token_out.size(); ++i) {
+      ASSERT_EQ(train.token_out[i], infer.token_out[i]) << "token " << i;
+    }
+    for (size_t i = 0; i < train.gap_out.size(); ++i) {
+      ASSERT_EQ(train.gap_out[i], infer.gap_out[i]) << "gap " << i;
+    }
+    const std::vector<float> r_tok = RandomVector<float>(train.token_out.size(), 1);
+    const std::vector<float> r_gap = RandomVector<float>(train.gap_out.size(), 2);
+    std::vector<float> grad(model.NumParameters(), 0.0f);
+    const absl::Status s = model.Backward(r_tok, r_gap, &ws, grad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+    ASSERT_TRUE(model.Forward(batch, &ws, &train).ok());
+    EXPECT_TRUE(model.Backward(r_tok, r_gap, &ws, grad).ok());
+  }
+}
+
 TEST(TransformerTest, FloatMatchesDouble) {
   const TransformerConfig config = TinyConfig(ProcessKind::kEdit);
   Transformer f = *Transformer::Create(config, 8);
