@@ -165,7 +165,7 @@ void TimeSampling(benchmark::State& state, TrainedModel& tm, SamplerOptions opt)
 }
 
 // Args: threads, sampler (0 = Gillespie, 1 = tau-leap with 100 kappa steps),
-// fused (SamplerOptions::fused_events; Gillespie only: 1 = each round's
+// fused (SamplerOptions::fused_events; Gillespie here: 1 = each round's
 // insertion totals and events from one kernels::Gillespie call over the gap
 // rows, 0 = the per-sequence path on double multipliers). One iteration =
 // 256 words grown from empty by the (insertion-only) Edit Flow model.

@@ -151,7 +151,7 @@ class RateModel {
   // tau-leaping and Gillespie samplers then draw their events with the
   // fused event kernels, samplers/sampler.h HasFusedEvents), or
   // insertion-only Edit models whose insertion multipliers are a scaled
-  // softmax per gap (Gillespie).
+  // softmax per gap (Euler and Gillespie).
   virtual bool ProvidesSoftmaxLogits() const { return false; }
   // EvaluateSoftmaxLogits writes the raw logits and row scales of every
   // token row (DFM) or gap row (Edit) of `batch` (see SoftmaxLogits; the

@@ -268,7 +268,7 @@ int RunBench(int argc, char** argv) {
   flags.Add("events", "fused",
             "fused (each round's events from one fused kernel call where the sampler has that "
             "path: DFM checkpoints with euler, tau-leap or gillespie, insertion-only Edit Flow "
-            "checkpoints with gillespie), per-sequence, or both "
+            "checkpoints with euler or gillespie), per-sequence, or both "
             "(one row each way)");
   flags.Add("device", "cpu",
             "where the fused kernels run: cpu or cuda (an error unless this build has the CUDA "

@@ -42,8 +42,8 @@ absl::Status CheckFusedDevice(kernels::Backend device, const RateModel& model, S
                                                                 : "Branching Flow";
   return absl::InvalidArgumentError(absl::StrCat(
       "--device cuda: only DFM checkpoints with --sampler euler, tau-leap or gillespie and "
-      "insertion-only Edit Flow checkpoints with --sampler gillespie run on the GPU (the fused "
-      "event kernels), not --model ",
+      "insertion-only Edit Flow checkpoints with --sampler euler or gillespie run on the GPU (the "
+      "fused event kernels), not --model ",
       model_flag, " (", process, ", ", model.Name(), ") with --sampler ", SamplerKindName(kind),
       "; use --device cpu"));
 }

@@ -249,10 +249,11 @@ int RunSample(int argc, char** argv) {
   flags.Add("seed", "1", "random seed (samples are reproducible for any --threads)");
   flags.Add("threads", "0", "worker threads (0 = all cores)");
   flags.Add("batch", "1024", "most sequences per model evaluation");
-  flags.Add("device", "cpu",
-            "where the fused event kernels run: cpu, or cuda (DFM checkpoints with --sampler "
-            "euler, tau-leap or gillespie, insertion-only Edit Flow checkpoints with gillespie; "
-            "an error unless this build has the CUDA backend and a GPU)");
+  flags.Add(
+      "device", "cpu",
+      "where the fused event kernels run: cpu, or cuda (DFM checkpoints with --sampler "
+      "euler, tau-leap or gillespie, insertion-only Edit Flow checkpoints with euler or gillespie; "
+      "an error unless this build has the CUDA backend and a GPU)");
   flags.Add("out", "", "write the samples here, one per line");
   flags.Add("show", "10", "with --out, also print this many samples");
   return RunMain(flags, argc, argv, 2, "jumpflow sample", SampleCommand);

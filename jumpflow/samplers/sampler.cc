@@ -395,7 +395,7 @@ absl::Status Engine::Validate() {
       return absl::InvalidArgumentError(absl::StrCat(
           "device cuda runs the fused event kernels only: they need fused_events and a model "
           "that provides softmax logits, with the euler, tau-leap or gillespie sampler (DFM) or "
-          "gillespie (insertion-only Edit Flows) (model '",
+          "euler or gillespie (insertion-only Edit Flows) (model '",
           model_.Name(), "')"));
     }
   }
@@ -489,7 +489,7 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
   if (ids.empty()) return absl::OkStatus();
   EventRows rows;
   JUMPFLOW_ASSIGN_OR_RETURN(const SequenceBatch batch, FusedEvaluate(slots, ids, stats, &rows));
-  const int64_t nt = batch.num_tokens(), nb = batch.num_sequences();
+  const int64_t nb = batch.num_sequences();
 
   // One step per sequence: from its time to the next grid point.
   std::vector<double> fire(static_cast<size_t>(nb)), t_end(static_cast<size_t>(nb));
@@ -499,13 +499,13 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
     const double t2 = NextGridTime(s.t);
     ++s.step;
     ++s.steps;
-    fire[static_cast<size_t>(b)] = Fire(s.t, t2)[kTok];
+    fire[static_cast<size_t>(b)] = Fire(s.t, t2)[fused_kind_];
     t_end[static_cast<size_t>(b)] = t2;
     streams[static_cast<size_t>(b)] = s.stream;
     steps[static_cast<size_t>(b)] = static_cast<uint32_t>(s.step);
   }
-  std::vector<uint8_t> jumped(static_cast<size_t>(nt));
-  std::vector<int32_t> new_token(static_cast<size_t>(nt));
+  std::vector<uint8_t> jumped(static_cast<size_t>(rows.rows));
+  std::vector<int32_t> new_token(static_cast<size_t>(rows.rows));
   kernels::SampleStepArgs a;
   SetEventInputs(batch, rows, logits_, vocab_size_, streams, steps, opt_.seed, &a);
   a.jump = kernels::JumpProbability::kLinear;
@@ -516,17 +516,44 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
   const absl::StatusOr<kernels::SampleStepResult> r = kernels::SampleStep(opt_.device, a);
   JUMPFLOW_RETURN_IF_ERROR(
       KernelOutcome(r.status(), r.ok() ? r->first_nonfinite_row : -1, slots, ids, rows));
-  const auto offs = batch.offsets();
   for (int64_t b = 0; b < nb; ++b) {
     Slot& s = slots[ids[static_cast<size_t>(b)]];
     const double t2 = t_end[static_cast<size_t>(b)];
-    for (int64_t r2 = offs[static_cast<size_t>(b)]; r2 < offs[static_cast<size_t>(b) + 1]; ++r2) {
-      const Token tok = new_token[static_cast<size_t>(r2)];
-      if (jumped[static_cast<size_t>(r2)] == 0 || tok < logits_.first_token) continue;
-      const int64_t i = r2 - offs[static_cast<size_t>(b)];
-      s.x[static_cast<size_t>(i)] = tok;
-      ++s.num_events;
-      Record(s, t2, JumpKind::kToken, i, tok);
+    const int64_t first_row = rows.offsets[b], n_rows = rows.offsets[b + 1] - first_row;
+    // The kernel's move of row i (-1: none; a drawn special id is no move).
+    auto moved = [&](int64_t i) -> Token {
+      const size_t r2 = static_cast<size_t>(first_row + i);
+      return jumped[r2] != 0 && new_token[r2] >= logits_.first_token ? new_token[r2] : -1;
+    };
+    if (fused_kind_ == kIns) {
+      // Gap j's insertion goes before element j, as Leap builds it (gap
+      // indices of the sequence before the step). A step that would grow
+      // the sequence past max_length truncates it where it was, as Leap
+      // does.
+      s.scratch.clear();
+      for (int64_t j = 0; j < n_rows; ++j) {
+        if (const Token tok = moved(j); tok >= 0) s.scratch.push_back(tok);
+        if (j + 1 < n_rows) s.scratch.push_back(s.x[static_cast<size_t>(j)]);
+      }
+      if (static_cast<int64_t>(s.scratch.size()) > opt_.max_length) {
+        s.truncated = s.done = true;
+      } else {
+        for (int64_t j = 0; j < n_rows; ++j) {
+          if (const Token tok = moved(j); tok >= 0) {
+            ++s.num_events;
+            Record(s, t2, JumpKind::kInsert, j, tok);
+          }
+        }
+        s.x.swap(s.scratch);
+      }
+    } else {
+      for (int64_t i = 0; i < n_rows; ++i) {
+        if (const Token tok = moved(i); tok >= 0) {
+          s.x[static_cast<size_t>(i)] = tok;
+          ++s.num_events;
+          Record(s, t2, JumpKind::kToken, i, tok);
+        }
+      }
     }
     s.t = t2;
     if (s.t >= 1.0) s.done = true;
@@ -1253,7 +1280,7 @@ bool HasFusedEvents(const RateModel& model, SamplerKind kind) {
       return kind == SamplerKind::kEuler || kind == SamplerKind::kTauLeap ||
              kind == SamplerKind::kGillespie;
     case ProcessKind::kEdit:
-      return kind == SamplerKind::kGillespie;
+      return kind == SamplerKind::kEuler || kind == SamplerKind::kGillespie;
     default:
       return false;
   }

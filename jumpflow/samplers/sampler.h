@@ -59,10 +59,11 @@
 // each sequence's total multiplier and candidate event from one
 // kernels::Gillespie call a round (then thins as above), on the CPU or the
 // GPU (SamplerOptions::device), instead of converting every row to double
-// multipliers first: the same distribution, other random draws. Gillespie
-// on an insertion-only Edit Flow model with softmax logits (the trained
-// insertion-only transformer) does the same over the gap rows: the event is
-// an insertion.
+// multipliers first: the same distribution, other random draws. Euler and
+// Gillespie on an insertion-only Edit Flow model with softmax logits (the
+// trained insertion-only transformer) do the same over the gap rows: the
+// events are insertions (tau-leaping's Poisson counts per gap have no fused
+// path).
 //
 // Reproducibility: every draw for sequence b at its n-th step (grid step,
 // adaptive leap, or Gillespie proposal) comes from PhiloxStream(seed,
@@ -189,9 +190,11 @@ struct SamplerOptions {
   // factor x M' at the proposal) and accepts with h M' / bound, and an
   // accepted event on a special id is a null event (a rejection): each real
   // event is accepted with h m / bound, exactly as on the per-sequence path.
-  // The same holds for kGillespie on an insertion-only Edit model that
-  // ProvidesSoftmaxLogits(): the kernel's rows are the gaps (nothing
-  // excluded), its event an insertion, the hazard the insertion scheduler's.
+  // The same holds for kEuler and kGillespie on an insertion-only Edit model
+  // that ProvidesSoftmaxLogits(): the kernels' rows are the gaps (nothing
+  // excluded), their events insertions (Euler: at most one per gap and
+  // step, exact while q lambda_g <= 1 per gap, as the per-sequence path's
+  // clamp), the hazard the insertion scheduler's.
   // false: always the per-sequence path.
   bool fused_events = true;
   // Where the fused kernels run: kCpu, or kCuda (the logits are copied to
@@ -234,8 +237,8 @@ absl::StatusOr<SampleResult> Sample(RateModel& model, const KindSchedulers& sche
 // HasFusedEvents is true when SamplerOptions::fused_events applies to
 // sampler `kind` on `model`, a model that ProvidesSoftmaxLogits(): a DFM
 // model with kEuler, kTauLeap or kGillespie, an (insertion-only) Edit model
-// with kGillespie. The fused kernels are also the only path that runs on a
-// GPU (SamplerOptions::device).
+// with kEuler or kGillespie. The fused kernels are also the only path that
+// runs on a GPU (SamplerOptions::device).
 bool HasFusedEvents(const RateModel& model, SamplerKind kind);
 
 // MakeTimeGrid returns the steps + 1 grid points of `grid` (0 = t_0 < ... <

@@ -792,7 +792,7 @@ TEST(RateModelAdapterTest, DfmSoftmaxLogitsAgreeWithEvaluate) {
   EXPECT_EQ(moving, 3);  // the MASK rows
 }
 
-// An insertion-only Edit model's softmax logits (the fused Gillespie path)
+// An insertion-only Edit model's softmax logits (the fused Euler and Gillespie paths)
 // are its gap rows: row scale = insert_rate (as a float; 0 at the gaps a
 // causal model does not insert at), softmax = insert_dist on the
 // non-special ids; for independent and left-to-right insertion orders and
@@ -1106,10 +1106,11 @@ TEST(SampleCliTest, DfmCheckpointsUseTheFusedKernelsOnTheChosenDevice) {
 }
 
 // An insertion-only Edit Flow checkpoint (left to right, as the demo's)
-// samples exact Gillespie through the fused kernels: jumpflow bench --events
-// both has a fused and a per-sequence Gillespie row and one tau-leap row (no
-// fused path); --device cuda is for Gillespie only.
-TEST(SampleCliTest, EditCheckpointsUseTheFusedKernelsForGillespie) {
+// samples with Euler and exact Gillespie through the fused kernels: jumpflow
+// bench --events both has a fused and a per-sequence row for each and one
+// tau-leap row (no fused path); --device cuda is for Euler and Gillespie
+// only.
+TEST(SampleCliTest, EditCheckpointsUseTheFusedKernelsForEulerAndGillespie) {
   const std::string data = TempPath("sample_cli_edit_words.txt");
   ASSERT_NO_FATAL_FAILURE(WriteWords(data));
   const std::string ckpt = TempPath("sample_cli_edit.ckpt");
@@ -1121,23 +1122,24 @@ TEST(SampleCliTest, EditCheckpointsUseTheFusedKernelsForGillespie) {
             0)
       << err;
   ASSERT_EQ(RunCli(cli::RunBench, "bench",
-                   {"--model", ckpt, "--data", data, "--samplers", "tau-leap,gillespie", "--steps",
-                    "8", "--num", "30", "--threads", "1", "--events", "both"},
+                   {"--model", ckpt, "--data", data, "--samplers", "euler,tau-leap,gillespie",
+                    "--steps", "8", "--num", "30", "--threads", "1", "--events", "both"},
                    &out, &err),
             0)
       << err;
-  for (const char* row : {"| tau-leap | 8 steps |", "| gillespie | exact, fused |",
-                          "| gillespie | exact, per-sequence |"}) {
+  for (const char* row :
+       {"| euler | 8 steps, fused |", "| euler | 8 steps, per-sequence |", "| tau-leap | 8 steps |",
+        "| gillespie | exact, fused |", "| gillespie | exact, per-sequence |"}) {
     EXPECT_NE(out.find(row), std::string::npos) << row << "\n" << out;
   }
   const bool gpu = kernels::CheckBackendAvailable(kernels::Backend::kCuda).ok();
   const std::vector<std::string> sample = {"--model", ckpt,       "--num", "20",       "--show",
                                            "0",       "--device", "cuda",  "--sampler"};
-  for (const char* sampler : {"gillespie", "tau-leap"}) {
+  for (const char* sampler : {"euler", "gillespie", "tau-leap"}) {
     std::vector<std::string> args = sample;
     args.push_back(sampler);
     const int rc = RunSampleArgs(args, &out, &err);
-    if (gpu && std::string(sampler) == "gillespie") {
+    if (gpu && std::string(sampler) != "tau-leap") {
       EXPECT_EQ(rc, 0) << err;
     } else {
       ExpectOneLineError(rc, err, gpu ? "insertion-only Edit Flow checkpoints" : "--device cuda: ");
