@@ -706,7 +706,7 @@ class LogitModel : public RateModel {
 // InsertLogitModel is an insertion-only Edit model given both ways: raw
 // softmax logits over the gap rows and multipliers (insert_rate,
 // insert_dist). Gap g of a sequence of length n at time t inserts at total
-// rate 1.2 (1 - t) (1 + 0.3 sin(g + n)) (the survival-scaled rates of an
+// rate 2 (1 - t) (1 + 0.3 sin(g + n)) (the survival-scaled rates of an
 // Edit Flow: with the linear scheduler's hazard 1 / (1 - t) the expected
 // length stays finite), token a with softmax(sin(1.3 a + 0.7 g + 0.3 n +
 // t))_a; ids below kFirst have multiplier 0. The kernel's total (rates
