@@ -805,10 +805,19 @@ void Engine::Leap(Slot& s, const std::array<double, kNumKinds>& q, bool poisson,
   if (process_ == ProcessKind::kEdit) {
     s.scratch.clear();
     bool changed = false;
+    // A step that would grow the sequence past max_length is not applied:
+    // the sequence stops where it was, and the step's events are undone.
+    const size_t events_before = s.events.size();
+    const int64_t num_events_before = s.num_events;
+    auto truncate = [&] {
+      s.events.resize(events_before);
+      s.num_events = num_events_before;
+      s.truncated = s.done = true;
+    };
     for (int64_t j = 0; j <= n; ++j) {
       const int64_t k = count(r.insert_total[static_cast<size_t>(j)], q[kIns]);
       if (k > opt_.max_length) {
-        s.truncated = s.done = true;
+        truncate();
         return;
       }
       for (int64_t c = 0; c < k; ++c) {
@@ -822,7 +831,7 @@ void Engine::Leap(Slot& s, const std::array<double, kNumKinds>& q, bool poisson,
         Record(s, t_end, JumpKind::kInsert, j, a);
       }
       if (static_cast<int64_t>(s.scratch.size()) > opt_.max_length) {
-        s.truncated = s.done = true;
+        truncate();
         return;
       }
       if (j == n) break;

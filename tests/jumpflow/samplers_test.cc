@@ -925,11 +925,12 @@ TEST(FusedEventsTest, TrajectoriesReplayToTheFinalStates) {
   }
 }
 
-// The fused insertion rounds (Euler and Gillespie) do not depend on threads
-// or max_batch, record their insertions (applying each (sequence, time)
-// group of them to the start gives the final sequences; a start with tokens
-// checks the gap indexing), and stop a sequence that would grow past
-// max_length where it was.
+// The insertion rounds, fused (Euler and Gillespie) and per sequence (also
+// tau-leaping), do not depend on threads or max_batch, record their
+// insertions (applying each (sequence, time) group of them to the start
+// gives the final sequences; a start with tokens checks the gap indexing),
+// and stop a sequence that would grow past max_length where it was,
+// recording nothing of that step.
 TEST(FusedEventsTest, InsertionRoundsAreReproducibleAndReplay) {
   InsertLogitModel model;
   auto sched = Sched("linear");
@@ -937,14 +938,18 @@ TEST(FusedEventsTest, InsertionRoundsAreReproducibleAndReplay) {
   std::vector<std::vector<Token>> start_tokens(n);
   for (int64_t b = 0; b < n; ++b) start_tokens[static_cast<size_t>(b)].assign(b % 3, 2 + b % 3);
   const SequenceBatch start = *SequenceBatch::FromVectors(start_tokens, InsertLogitModel::kV);
-  for (SamplerKind kind : {SamplerKind::kEuler, SamplerKind::kGillespie}) {
-    SCOPED_TRACE(SamplerKindName(kind));
+  for (const auto& [kind, fused] :
+       {std::pair{SamplerKind::kEuler, true}, std::pair{SamplerKind::kGillespie, true},
+        std::pair{SamplerKind::kEuler, false}, std::pair{SamplerKind::kTauLeap, false},
+        std::pair{SamplerKind::kGillespie, false}}) {
+    SCOPED_TRACE(SamplerKindName(kind) + (fused ? " fused" : " per-sequence"));
     SamplerOptions a;
     a.kind = kind;
     a.steps = 6;
     a.seed = 8;
     a.record_trajectory = true;
     a.max_length = 6;
+    a.fused_events = fused;
     const SampleResult r = ExpectReproducible(a, [&](const SamplerOptions& o) {
       absl::StatusOr<SampleResult> result =
           Sample(model, KindSchedulers::All(sched.get()), start, o);
@@ -972,7 +977,7 @@ TEST(FusedEventsTest, InsertionRoundsAreReproducibleAndReplay) {
     const std::vector<std::vector<Token>> final_x = r.final_batch.ToVectors();
     EXPECT_EQ(x, final_x);
     for (const std::vector<Token>& f : final_x) {
-      EXPECT_LE(f.size(), kind == SamplerKind::kEuler ? 6u : 7u);  // Euler stops before
+      EXPECT_LE(f.size(), kind == SamplerKind::kGillespie ? 7u : 6u);  // grid steps stop before
     }
   }
 }
