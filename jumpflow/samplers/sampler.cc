@@ -276,6 +276,14 @@ class Engine {
       s.events.push_back({s.seq, t, kind, static_cast<int32_t>(index), token});
     }
   }
+  // AbandonStep stops s where it was before a grid step that would grow it
+  // past max_length: the step's events (recorded from `events_before` /
+  // `num_events_before` on, never applied) are dropped, s is truncated.
+  static void AbandonStep(Slot& s, size_t events_before, int64_t num_events_before) {
+    s.events.resize(events_before);
+    s.num_events = num_events_before;
+    s.truncated = s.done = true;
+  }
   void CheckLength(Slot& s) {
     if (static_cast<int64_t>(s.x.size()) > opt_.max_length) {
       s.truncated = true;
@@ -527,23 +535,22 @@ absl::Status Engine::FusedGridRound(std::vector<Slot>& slots, const std::vector<
     };
     if (fused_kind_ == kIns) {
       // Gap j's insertion goes before element j, as Leap builds it (gap
-      // indices of the sequence before the step). A step that would grow
-      // the sequence past max_length truncates it where it was, as Leap
-      // does.
+      // indices of the sequence before the step); a step that would grow
+      // the sequence past max_length is abandoned, as in Leap.
+      const size_t events_before = s.events.size();
+      const int64_t num_events_before = s.num_events;
       s.scratch.clear();
       for (int64_t j = 0; j < n_rows; ++j) {
-        if (const Token tok = moved(j); tok >= 0) s.scratch.push_back(tok);
+        if (const Token tok = moved(j); tok >= 0) {
+          s.scratch.push_back(tok);
+          ++s.num_events;
+          Record(s, t2, JumpKind::kInsert, j, tok);
+        }
         if (j + 1 < n_rows) s.scratch.push_back(s.x[static_cast<size_t>(j)]);
       }
       if (static_cast<int64_t>(s.scratch.size()) > opt_.max_length) {
-        s.truncated = s.done = true;
+        AbandonStep(s, events_before, num_events_before);
       } else {
-        for (int64_t j = 0; j < n_rows; ++j) {
-          if (const Token tok = moved(j); tok >= 0) {
-            ++s.num_events;
-            Record(s, t2, JumpKind::kInsert, j, tok);
-          }
-        }
         s.x.swap(s.scratch);
       }
     } else {
@@ -805,19 +812,13 @@ void Engine::Leap(Slot& s, const std::array<double, kNumKinds>& q, bool poisson,
   if (process_ == ProcessKind::kEdit) {
     s.scratch.clear();
     bool changed = false;
-    // A step that would grow the sequence past max_length is not applied:
-    // the sequence stops where it was, and the step's events are undone.
+    // A step that would grow the sequence past max_length is not applied.
     const size_t events_before = s.events.size();
     const int64_t num_events_before = s.num_events;
-    auto truncate = [&] {
-      s.events.resize(events_before);
-      s.num_events = num_events_before;
-      s.truncated = s.done = true;
-    };
     for (int64_t j = 0; j <= n; ++j) {
       const int64_t k = count(r.insert_total[static_cast<size_t>(j)], q[kIns]);
       if (k > opt_.max_length) {
-        truncate();
+        AbandonStep(s, events_before, num_events_before);
         return;
       }
       for (int64_t c = 0; c < k; ++c) {
@@ -831,7 +832,7 @@ void Engine::Leap(Slot& s, const std::array<double, kNumKinds>& q, bool poisson,
         Record(s, t_end, JumpKind::kInsert, j, a);
       }
       if (static_cast<int64_t>(s.scratch.size()) > opt_.max_length) {
-        truncate();
+        AbandonStep(s, events_before, num_events_before);
         return;
       }
       if (j == n) break;
