@@ -142,6 +142,19 @@ JUMPFLOW_HD double JumpProbabilityOf(bool exponential, double rate, double fire)
   return x < 1.0 ? (x > 0.0 ? x : 0.0) : 1.0;
 }
 
+// JumpBoundOf bounds a row's jump probability without its logits' scan:
+// M = lambda S_excl / S_full <= lambda (S_excl <= S_full), so the probability
+// at lambda (1 + 2^-20) is at least JumpProbabilityOf(exponential, M, fire)
+// as computed (the margin covers the rounding of M, at most an ulp, and
+// OneMinusExpNeg's ~1e-15 relative error). A row whose jump uniform is >=
+// the bound cannot jump, whatever its softmax. z_rate is the rate column
+// (ignored for kSoftmax), c the row scale.
+JUMPFLOW_HD double JumpBoundOf(Parametrization p, bool exponential, float z_rate, float c,
+                               double fire) {
+  const double lambda = static_cast<double>(RateFactor(p, z_rate, c));
+  return JumpProbabilityOf(exponential, MulD(lambda, 1.0 + 0x1p-20), fire);
+}
+
 // SelectLane returns the lane of the inverse-CDF walk for uniform u (file
 // comment) and sets *remainder = T - C (T - C of the lane chosen; +inf when
 // rounding ran past the last positive lane). -1 when every lane is 0.

@@ -220,10 +220,40 @@ void RefSampleStep(const SampleStepArgs& a, const Batch& bt, StepOut* out) {
 
 // --- exact equality with the reference -----------------------------------------
 
+// BoundSkips is true when row r's jump uniform is at least its
+// detail::JumpBoundOf: SampleStepCpu without a row_rate output then reads the
+// row only to check that it is finite (the row cannot jump).
+bool BoundSkips(const SampleStepArgs& a, const Batch& bt, int64_t r) {
+  const int64_t b = static_cast<int64_t>(std::upper_bound(bt.offsets.begin(), bt.offsets.end(), r) -
+                                         bt.offsets.begin() - 1);
+  const Philox4x32 blk = PhiloxDraw(a.seed, a.sequence_ids[b], a.stream, a.steps[b],
+                                    static_cast<uint32_t>(r - bt.offsets[b]));
+  const float z_rate = HasRateColumn(bt.param) ? bt.raw[static_cast<size_t>(r * bt.cols)] : 0.0f;
+  const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
+  return Uniform01(blk.v[0], blk.v[1]) >=
+         detail::JumpBoundOf(bt.param, a.jump == JumpProbability::kExponential, z_rate, c,
+                             a.fire[b]);
+}
+
+// RunWithoutRates runs SampleStepCpu on `a` without the row_rate output (so
+// rows the bound rules out skip the scan) into *out (out->rate stays -1).
+void RunWithoutRates(SampleStepArgs a, StepOut* out) {
+  const size_t rows = static_cast<size_t>(a.rows);
+  out->jumped.assign(rows, 7);
+  out->token.assign(rows, -7);
+  out->rate.assign(rows, -1.0);
+  a.jumped = out->jumped.data();
+  a.new_token = out->token.data();
+  a.row_rate = nullptr;
+  out->result = SampleStepCpu(a);
+}
+
 // ExpectSameAsReference runs SampleStepCpu on `a` (whose outputs are *got's)
 // and the reference on `bt`: the same bits, the same jump count, no
-// non-finite row.
-void ExpectSameAsReference(const SampleStepArgs& a, const Batch& bt, StepOut* got) {
+// non-finite row. Then again without the row_rate output: the same jumps
+// and tokens (rows the bound rules out take the read-only path). Returns the
+// number of such rows.
+int64_t ExpectSameAsReference(const SampleStepArgs& a, const Batch& bt, StepOut* got) {
   got->result = SampleStepCpu(a);
   StepOut ref;
   RefSampleStep(a, bt, &ref);
@@ -232,6 +262,15 @@ void ExpectSameAsReference(const SampleStepArgs& a, const Batch& bt, StepOut* go
   ExpectSameBits(ref.rate, got->rate, "row_rate");
   EXPECT_EQ(got->result.jumps, ref.result.jumps);
   EXPECT_EQ(got->result.first_nonfinite_row, -1);
+  StepOut fast;
+  RunWithoutRates(a, &fast);
+  ExpectSameBits(ref.jumped, fast.jumped, "jumped (no row_rate)");
+  ExpectSameBits(ref.token, fast.token, "new_token (no row_rate)");
+  EXPECT_EQ(fast.result.jumps, ref.result.jumps);
+  EXPECT_EQ(fast.result.first_nonfinite_row, -1);
+  int64_t skips = 0;
+  for (int64_t r = 0; r < bt.rows(); ++r) skips += BoundSkips(a, bt, r);
+  return skips;
 }
 
 TEST(SampleStepTest, MatchesReferenceBitForBit) {
@@ -249,9 +288,10 @@ TEST(SampleStepTest, MatchesReferenceBitForBit) {
           // fire up to 3: many rows jump (p clamps at 1 for linear).
           const Batch bt = MakeBatch(p, 23, 40, v, seed++, 3.0);
           StepOut got;
-          ExpectSameAsReference(StepArgs(bt, &got, seed, variant == 0, variant == 0, jump), bt,
-                                &got);
+          const int64_t skips = ExpectSameAsReference(
+              StepArgs(bt, &got, seed, variant == 0, variant == 0, jump), bt, &got);
           EXPECT_GT(got.result.jumps, 0);
+          EXPECT_GT(skips, 0);  // both paths ran
           for (size_t r = 0; r < got.token.size(); ++r) {
             if (got.jumped[r] && variant == 0) {
               ASSERT_NE(got.token[r], bt.tokens[r]) << r;
@@ -515,42 +555,100 @@ TEST(SampleStepTest, NonFiniteRowsNeverJumpAndAreReported) {
     EXPECT_EQ(out.token[r], bt.tokens[r]);
     EXPECT_EQ(out.rate[r], 0.0);
   }
+  // Without the row_rate output, at fire 0 every row takes the read-only
+  // path (bound 0): the same rows are reported.
+  for (double& f : bt.fire) f = 0.0;
+  StepOut fast;
+  RunWithoutRates(StepArgs(bt, &out, 3), &fast);
+  EXPECT_EQ(fast.result.first_nonfinite_row, 9);
+  EXPECT_EQ(fast.result.jumps, 0);
+  bt.raw[static_cast<size_t>(9 * bt.cols + 5)] = 0.0f;
+  RunWithoutRates(StepArgs(bt, &out, 3), &fast);
+  EXPECT_EQ(fast.result.first_nonfinite_row, 12);
 }
 
 // One NaN, +inf or -inf anywhere in a long row (first, middle and last
 // element of full chunks, the tail chunk, the excluded token) makes exactly
-// that row non-finite, whichever path the CPU scan takes for its chunk;
-// every other row keeps its bits.
+// that row non-finite, whichever path the CPU scan takes for its chunk (and,
+// without the row_rate output at a small fire, on the read-only path of rows
+// that cannot jump); every other row keeps its bits.
 TEST(SampleStepTest, OneNonFiniteValueAnywhereInALongRowIsReported) {
-  const Batch clean = MakeBatch(Parametrization::kSoftmax, 4, 12, 1100, 77, 5.0);
-  StepOut base;
-  base.result = SampleStepCpu(StepArgs(clean, &base, 5));
-  ASSERT_EQ(base.result.first_nonfinite_row, -1);
-  const int64_t row = clean.rows() / 2;
-  const int32_t x = clean.tokens[static_cast<size_t>(row)];
-  const float bad_values[] = {std::numeric_limits<float>::quiet_NaN(),
-                              std::numeric_limits<float>::infinity(),
-                              -std::numeric_limits<float>::infinity()};
-  for (float bad : bad_values) {
-    for (int64_t k :
-         {int64_t{0}, int64_t{1}, int64_t{130}, int64_t{255}, int64_t{256}, int64_t{600},
-          int64_t{1023}, int64_t{1024}, int64_t{1099}, static_cast<int64_t>(x)}) {
-      SCOPED_TRACE("value " + std::to_string(bad) + " at " + std::to_string(k));
-      Batch bt = clean;
-      bt.raw[static_cast<size_t>(row * bt.cols + k)] = bad;
-      StepOut out;
-      out.result = SampleStepCpu(StepArgs(bt, &out, 5));
-      EXPECT_EQ(out.result.first_nonfinite_row, row);
-      EXPECT_EQ(out.jumped[row], 0);
-      EXPECT_EQ(out.token[row], x);
-      EXPECT_EQ(out.rate[row], 0.0);
-      for (int64_t r = 0; r < bt.rows(); ++r) {
-        if (r == row) continue;
-        ASSERT_EQ(out.token[r], base.token[r]) << r;
-        ASSERT_EQ(out.rate[r], base.rate[r]) << r;
+  for (const bool rates : {true, false}) {
+    const Batch clean = MakeBatch(Parametrization::kSoftmax, 4, 12, 1100, 77, rates ? 5.0 : 1e-3);
+    const auto run = [&](const Batch& bt, StepOut* out) {
+      if (rates) {
+        out->result = SampleStepCpu(StepArgs(bt, out, 5));
+      } else {
+        RunWithoutRates(StepArgs(bt, out, 5), out);
+      }
+    };
+    StepOut base;
+    run(clean, &base);
+    ASSERT_EQ(base.result.first_nonfinite_row, -1);
+    const int64_t row = clean.rows() / 2;
+    const int32_t x = clean.tokens[static_cast<size_t>(row)];
+    StepOut probe;
+    ASSERT_EQ(BoundSkips(StepArgs(clean, &probe, 5), clean, row), !rates);
+    const float bad_values[] = {std::numeric_limits<float>::quiet_NaN(),
+                                std::numeric_limits<float>::infinity(),
+                                -std::numeric_limits<float>::infinity()};
+    for (float bad : bad_values) {
+      for (int64_t k :
+           {int64_t{0}, int64_t{1}, int64_t{130}, int64_t{255}, int64_t{256}, int64_t{600},
+            int64_t{1023}, int64_t{1024}, int64_t{1099}, static_cast<int64_t>(x)}) {
+        SCOPED_TRACE("value " + std::to_string(bad) + " at " + std::to_string(k) +
+                     (rates ? "" : " without rates"));
+        Batch bt = clean;
+        bt.raw[static_cast<size_t>(row * bt.cols + k)] = bad;
+        StepOut out;
+        run(bt, &out);
+        EXPECT_EQ(out.result.first_nonfinite_row, row);
+        EXPECT_EQ(out.jumped[row], 0);
+        EXPECT_EQ(out.token[row], x);
+        if (rates) {
+          EXPECT_EQ(out.rate[row], 0.0);
+        }
+        for (int64_t r = 0; r < bt.rows(); ++r) {
+          if (r == row) continue;
+          ASSERT_EQ(out.token[r], base.token[r]) << r;
+          ASSERT_EQ(out.rate[r], base.rate[r]) << r;
+        }
       }
     }
   }
+}
+
+// JumpBoundOf bounds the jump probability SampleStep computes from the
+// row's rate, for every parametrization and jump form, fire values from 0
+// to past saturation, and rows with and without an excluded token (without
+// one, M = lambda up to rounding: the tightest case).
+TEST(SampleStepTest, JumpBoundIsAtLeastTheJumpProbability) {
+  const Parametrization params[] = {Parametrization::kSoftmax, Parametrization::kLogRateSoftmax,
+                                    Parametrization::kSoftplusRateSoftmax};
+  uint64_t seed = 500;
+  int64_t checked = 0;
+  for (Parametrization p : params) {
+    for (const bool tokens : {true, false}) {
+      const Batch bt = MakeBatch(p, 20, 30, 70, seed++, 4.0);
+      StepOut out;
+      out.result = SampleStepCpu(StepArgs(bt, &out, 1, tokens));
+      for (int64_t b = 0; b < bt.sequences(); ++b) {
+        for (int64_t r = bt.offsets[b]; r < bt.offsets[b + 1]; ++r) {
+          const float z_rate = HasRateColumn(p) ? bt.raw[static_cast<size_t>(r * bt.cols)] : 0.0f;
+          for (const bool exponential : {false, true}) {
+            for (const double fire :
+                 {0.0, 1e-300, 1e-3, bt.fire[b], 0.7, 1.0 / out.rate[r], 50.0}) {
+              const double prob = detail::JumpProbabilityOf(exponential, out.rate[r], fire);
+              const double bound = detail::JumpBoundOf(p, exponential, z_rate, bt.scales[r], fire);
+              ASSERT_GE(bound, prob) << "row " << r << " fire " << fire;
+              ++checked;
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 1000);
 }
 
 TEST(SampleStepTest, GapRowsWithoutTokensExcludeNothing) {
