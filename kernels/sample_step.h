@@ -34,11 +34,10 @@
 //
 // Rows that cannot jump: M <= lambda, so a row whose u_jump is at least the
 // jump probability at lambda (detail::JumpBoundOf, known before the scan)
-// stays put whatever its softmax. Without the row_rate output the CPU
-// backend reads such rows only to check that they are finite (memory speed
+// stays put whatever its softmax. Without the row_rate output both
+// backends read such rows only to check that they are finite (memory speed
 // instead of an exponential per logit; at fire 0.05 that is ~95% of the
-// rows); the outputs are the same bits either way. The CUDA backend scans
-// every row.
+// rows); the outputs are the same bits either way.
 //
 // Example (a DFM Euler step: every sequence b moves from t_b to t_b'):
 //   std::vector<double> q(B);  // q[b] = 1 - S(t_b') / S(t_b)

@@ -45,7 +45,9 @@ constexpr int kWarpsPerBlock = 8;
 //
 // after_fetch() runs once the first chunks' loads are issued: work that
 // needs its own memory round trips (the sequence search of SampleStep)
-// overlaps with them.
+// overlaps with them. It returns whether the row needs its scan (the same
+// on every lane); when false, the row is only read and checked for inf and
+// NaN (scan->finite; the lane sums stay 0, zmax -inf).
 template <int kDepth, class AfterFetch>
 __device__ void WarpScanRow(const float* z, int64_t v, int32_t x, RowScan* scan,
                             AfterFetch&& after_fetch) {
@@ -56,19 +58,22 @@ __device__ void WarpScanRow(const float* z, int64_t v, int32_t x, RowScan* scan,
   for (int d = 0; d < kDepth; ++d) {
     if (int64_t{d} * kChunk < v) detail::LaneChunkFetch(z, v, int64_t{d} * kChunk, lane, buf[d]);
   }
-  after_fetch();
+  const bool full = after_fetch();
   float s = 0.0f, m = detail::NegInfF();
   for (int64_t base = 0; base < v; base += kDepth * kChunk) {
 #pragma unroll
     for (int d = 0; d < kDepth; ++d) {
       const int64_t chunk = base + int64_t{d} * kChunk;
       if (chunk >= v) break;  // the same for the whole warp
-      const float cmax = WarpMax(detail::LaneChunkMax(buf[d], v, chunk, lane, &fin));
-      if (cmax > m) {
-        s = detail::MulF(s, detail::ChunkRescale(m, cmax));
-        m = cmax;
+      const float lane_max = detail::LaneChunkMax(buf[d], v, chunk, lane, &fin);
+      if (full) {
+        const float cmax = WarpMax(lane_max);
+        if (cmax > m) {
+          s = detail::MulF(s, detail::ChunkRescale(m, cmax));
+          m = cmax;
+        }
+        detail::LaneChunkAccumulate(buf[d], v, chunk, lane, x, m, &s);
       }
-      detail::LaneChunkAccumulate(buf[d], v, chunk, lane, x, m, &s);
       const int64_t ahead = chunk + int64_t{kDepth} * kChunk;
       if (ahead < v) detail::LaneChunkFetch(z, v, ahead, lane, buf[d]);
     }
@@ -84,7 +89,7 @@ __device__ void WarpScanRow(const float* z, int64_t v, int32_t x, RowScan* scan,
 
 template <int kDepth>
 __device__ void WarpScanRow(const float* z, int64_t v, int32_t x, RowScan* scan) {
-  WarpScanRow<kDepth>(z, v, x, scan, [] {});
+  WarpScanRow<kDepth>(z, v, x, scan, [] { return true; });
 }
 
 // kDeepScanMinVocab: rows of at least this many logits (16 chunks) are
@@ -215,6 +220,15 @@ struct Counters {
   unsigned long long first_nonfinite;  // all ones = none
 };
 
+// SequenceId and StepOf are sequence b's random-stream id and step.
+__device__ uint32_t SequenceId(const SampleStepArgs& a, int64_t b) {
+  return a.sequence_ids != nullptr ? a.sequence_ids[b]
+                                   : a.first_sequence_id + static_cast<uint32_t>(b);
+}
+__device__ uint32_t StepOf(const SampleStepArgs& a, int64_t b) {
+  return a.steps != nullptr ? a.steps[b] : a.step;
+}
+
 // SampleStepKernel: one warp per row. The depth-2 kernel (short rows, many
 // of them) is compiled for 5 resident blocks per multiprocessor, i.e. at
 // most 48 registers a thread, and occupancy matters there: on the H200 at
@@ -240,16 +254,34 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, kDepth == 2 ? 5 : 3)
   RowScan* scan = &scans[warp];
   // The row's sequence and what the draw needs of it do not depend on the
   // row's logits: looked up while the scan's first loads are in flight.
-  double fire = 0.0;
-  uint32_t seq = 0, step = 0, pos = 0;
+  // Without the row_rate output, a row that cannot jump (its jump uniform
+  // is >= detail::JumpBoundOf, as on the CPU) is only checked for inf / NaN.
+  // Only b is kept through the scan (the sequence's values are loaded again
+  // after it). ptxas (sm_90): the depth-2 kernel now spills 24 bytes at its
+  // 48 registers (none before the bound test); not yet timed on a GPU.
+  const bool exponential = a.jump == JumpProbability::kExponential;
+  int64_t b = 0;
+  bool can_jump = true;
   WarpScanRow<kDepth>(z, v, x, scan, [&] {
-    const int64_t b = WarpSequenceOf(a.offsets, a.num_sequences, r);
-    fire = a.fire[b];
-    seq = a.sequence_ids != nullptr ? a.sequence_ids[b]
-                                    : a.first_sequence_id + static_cast<uint32_t>(b);
-    step = a.steps != nullptr ? a.steps[b] : a.step;
-    pos = static_cast<uint32_t>(r - a.offsets[b]);
+    b = WarpSequenceOf(a.offsets, a.num_sequences, r);
+    if (a.row_rate != nullptr) return true;
+    const double u_jump = detail::KeyedUniforms(a.seed, SequenceId(a, b), a.stream, StepOf(a, b),
+                                                static_cast<uint32_t>(r - a.offsets[b]))
+                              .first;
+    const float z_rate = HasRateColumn(a.parametrization) ? raw_row[0] : 0.0f;
+    can_jump =
+        !(u_jump >= detail::JumpBoundOf(a.parametrization, exponential, z_rate, c, a.fire[b]));
+    return can_jump;
   });
+  if (!can_jump) {
+    if (lane != 0) return;
+    if (!scan->finite || (HasRateColumn(a.parametrization) && !detail::IsFiniteF(raw_row[0]))) {
+      AtomicMinRow(&counters->first_nonfinite, r);
+    }
+    a.jumped[r] = 0;
+    a.new_token[r] = x;
+    return;
+  }
   // Every lane finishes the row (the same scalar code on the same shared
   // scan, so the same values) and joins the token choice.
   double rate = 0.0, s_excl = 0.0;
@@ -259,9 +291,11 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, kDepth == 2 ? 5 : 3)
   if (!RowRateOf(a.parametrization, raw_row, v, x, c, *scan, total, &rate, &s_excl)) {
     if (lane == 0) AtomicMinRow(&counters->first_nonfinite, r);
   } else {
-    const double p = detail::JumpProbabilityOf(a.jump == JumpProbability::kExponential, rate, fire);
+    const double p = detail::JumpProbabilityOf(exponential, rate, a.fire[b]);
     const detail::EventUniforms u =
-        p > 0.0 ? detail::KeyedUniforms(a.seed, seq, a.stream, step, pos) : detail::EventUniforms{};
+        p > 0.0 ? detail::KeyedUniforms(a.seed, SequenceId(a, b), a.stream, StepOf(a, b),
+                                        static_cast<uint32_t>(r - a.offsets[b]))
+                : detail::EventUniforms{};
     if (p > 0.0 && u.first < p) {
       const int32_t t = WarpSelectToken(z, v, x, *scan, s_excl, u.second, &selects[warp]);
       if (t >= 0) {

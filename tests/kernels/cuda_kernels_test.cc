@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -44,24 +45,39 @@ constexpr Parametrization kEventParams[] = {Parametrization::kSoftmax,
                                             Parametrization::kLogRateSoftmax,
                                             Parametrization::kSoftplusRateSoftmax};
 
+// With and without the row_rate output (without it, rows that cannot jump
+// are only read and checked for inf / NaN, on both backends); one NaN in
+// a row that the fire of its sequence (0 in the second half of the batch)
+// rules out.
 TEST(CudaEventsTest, SampleStepMatchesCpuBitwise) {
   JUMPFLOW_SKIP_WITHOUT_GPU();
   uint64_t seed = 1;
   for (int64_t v : {5, 32, 300, 1024, 5000}) {
     for (Parametrization p : kEventParams) {
       for (JumpProbability jump : {JumpProbability::kLinear, JumpProbability::kExponential}) {
-        SCOPED_TRACE("V " + std::to_string(v) + " param " + std::to_string(static_cast<int>(p)));
-        const Batch bt = MakeBatch(p, 41, v > 1000 ? 20 : 60, v, seed++, 2.0);
-        StepOut cpu, gpu;
-        cpu.result = SampleStepCpu(StepArgs(bt, &cpu, 99, true, true, jump));
-        const absl::StatusOr<SampleStepResult> r =
-            SampleStep(Backend::kCuda, StepArgs(bt, &gpu, 99, true, true, jump));
-        ASSERT_TRUE(r.ok()) << r.status();
-        EXPECT_EQ(r->jumps, cpu.result.jumps);
-        EXPECT_EQ(r->first_nonfinite_row, cpu.result.first_nonfinite_row);
-        ExpectSameBits(cpu.jumped, gpu.jumped, "jumped");
-        ExpectSameBits(cpu.token, gpu.token, "new_token");
-        ExpectSameBits(cpu.rate, gpu.rate, "row_rate");
+        for (const bool rates : {true, false}) {
+          SCOPED_TRACE("V " + std::to_string(v) + " param " + std::to_string(static_cast<int>(p)) +
+                       (rates ? "" : " without rates"));
+          Batch bt = MakeBatch(p, 41, v > 1000 ? 20 : 60, v, seed++, 2.0);
+          const int64_t half = bt.sequences() / 2;
+          for (int64_t b = half; b < bt.sequences(); ++b) bt.fire[b] = 0.0;
+          if (bt.rows() > bt.offsets[half]) {
+            bt.raw[static_cast<size_t>(bt.offsets[half] * bt.cols + bt.cols - 1)] =
+                std::numeric_limits<float>::quiet_NaN();
+          }
+          StepOut cpu, gpu;
+          SampleStepArgs ca = StepArgs(bt, &cpu, 99, true, true, jump);
+          SampleStepArgs ga = StepArgs(bt, &gpu, 99, true, true, jump);
+          if (!rates) ca.row_rate = ga.row_rate = nullptr;
+          cpu.result = SampleStepCpu(ca);
+          const absl::StatusOr<SampleStepResult> r = SampleStep(Backend::kCuda, ga);
+          ASSERT_TRUE(r.ok()) << r.status();
+          EXPECT_EQ(r->jumps, cpu.result.jumps);
+          EXPECT_EQ(r->first_nonfinite_row, cpu.result.first_nonfinite_row);
+          ExpectSameBits(cpu.jumped, gpu.jumped, "jumped");
+          ExpectSameBits(cpu.token, gpu.token, "new_token");
+          ExpectSameBits(cpu.rate, gpu.rate, "row_rate");
+        }
       }
     }
   }
