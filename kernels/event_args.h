@@ -85,7 +85,8 @@ struct SampleStepArgs {
   // (-1 without tokens), [rows].
   int32_t* new_token = nullptr;
   // optional output: the row's total multiplier M over a != tokens[r],
-  // [rows].
+  // [rows]. Asking for it makes the kernel scan every row; without it, rows
+  // that cannot jump are only checked for inf / NaN (kernels/sample_step.h).
   double* row_rate = nullptr;
   // CUDA only: cudaStream_t (null = legacy default stream).
   void* cuda_stream = nullptr;
