@@ -60,8 +60,8 @@ TEST(FastMathTest, ExpEvMatchesLibmOnTheSoftmaxRange) {
 // clamp region and both sides of kExpEvMin included), +-0 and -inf; without
 // the clamp on x >= kExpEvMin, and NaN stays NaN.
 TEST(FastMathTest, VectorExpEvMatchesTheScalarBitForBit) {
-  std::vector<float> xs = {0.0f, -0.0f, -std::numeric_limits<float>::infinity(),
-                           detail::kExpEvMin, std::nextafter(detail::kExpEvMin, 0.0f)};
+  std::vector<float> xs = {0.0f, -0.0f, -std::numeric_limits<float>::infinity(), detail::kExpEvMin,
+                           std::nextafter(detail::kExpEvMin, 0.0f)};
   const auto add_range = [&](float from, float to) {  // from, to of one sign
     uint32_t a = std::bit_cast<uint32_t>(from), b = std::bit_cast<uint32_t>(to);
     if (a > b) std::swap(a, b);
