@@ -4,7 +4,10 @@
 //
 // Bytes counted (bytes_per_second) are the kernel's memory traffic:
 //   BM_SampleStep_*  logits read (rows x V x 4) + per row token read (4),
-//                    jumped + new_token written (5)
+//                    jumped + new_token written (5); without the row_rate
+//                    output, so rows that cannot jump are only read
+//   BM_SampleStepScanAll_*  the same with the row_rate output (8 more bytes
+//                    a row): every row scanned, the kernel's full work
 //   BM_Gillespie_*   logits read + token read (4) + row rate written (8) per
 //                    row (the per-sequence phase re-reads one row per
 //                    sequence: not counted)
@@ -117,6 +120,12 @@ kernels::SampleStepArgs StepArgs(Problem& p) {
   return a;
 }
 
+kernels::SampleStepArgs StepArgsWithRates(Problem& p) {
+  kernels::SampleStepArgs a = StepArgs(p);
+  a.row_rate = p.row_rate.data();
+  return a;
+}
+
 kernels::GillespieArgs GArgs(Problem& p) {
   kernels::GillespieArgs g;
   g.rows = p.rows;
@@ -180,6 +189,10 @@ void TimeCpu(benchmark::State& state, MakeArgs make_args, Kernel kernel, int64_t
 
 void BM_SampleStep_Cpu(benchmark::State& state) {
   TimeCpu(state, StepArgs, kernels::SampleStepCpu, 1, 9);
+}
+
+void BM_SampleStepScanAll_Cpu(benchmark::State& state) {
+  TimeCpu(state, StepArgsWithRates, kernels::SampleStepCpu, 1, 17);
 }
 
 void BM_Gillespie_Cpu(benchmark::State& state) {
@@ -261,6 +274,7 @@ void CpuShapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Copy_Cpu)->Apply(CpuShapes);
 BENCHMARK(BM_Read_Cpu)->Apply(CpuShapes);
 BENCHMARK(BM_SampleStep_Cpu)->Apply(CpuShapes);
+BENCHMARK(BM_SampleStepScanAll_Cpu)->Apply(CpuShapes);
 BENCHMARK(BM_Gillespie_Cpu)->Apply(CpuShapes);
 BENCHMARK(BM_FusedLoss_Cpu)->Apply(CpuShapes);
 
@@ -350,8 +364,9 @@ void ReportCuda(benchmark::State& state, const Problem& p, int64_t bytes) {
 }
 #endif
 
-// Args: B, L, V.
-void BM_SampleStep_Cuda(benchmark::State& state) {
+// TimeSampleStepCuda times SampleStep on device arrays, with the row_rate
+// output when `rates`. Args: B, L, V.
+void TimeSampleStepCuda(benchmark::State& state, bool rates) {
   if (!CudaReady(state)) return;
 #if defined(JUMPFLOW_HAVE_CUDA)
   Problem p = MakeProblem(state.range(0), state.range(1), state.range(2));
@@ -363,10 +378,16 @@ void BM_SampleStep_Cuda(benchmark::State& state) {
   a.fire = d.fire.ptr;
   a.jumped = d.jumped.ptr;
   a.new_token = d.new_token.ptr;
+  if (rates) a.row_rate = d.row_rate.ptr;
   if (!TimeCalls(state, [&] { return kernels::SampleStep(a); })) return;
-  ReportCuda(state, p, LogitBytes(p) + 9 * p.rows);
+  ReportCuda(state, p, LogitBytes(p) + (rates ? 17 : 9) * p.rows);
+#else
+  (void)rates;
 #endif
 }
+
+void BM_SampleStep_Cuda(benchmark::State& state) { TimeSampleStepCuda(state, false); }
+void BM_SampleStepScanAll_Cuda(benchmark::State& state) { TimeSampleStepCuda(state, true); }
 
 void BM_Gillespie_Cuda(benchmark::State& state) {
   if (!CudaReady(state)) return;
@@ -432,6 +453,7 @@ void CudaShapes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_Copy_Cuda)->Apply(CudaShapes);
 BENCHMARK(BM_SampleStep_Cuda)->Apply(CudaShapes);
+BENCHMARK(BM_SampleStepScanAll_Cuda)->Apply(CudaShapes);
 BENCHMARK(BM_Gillespie_Cuda)->Apply(CudaShapes);
 BENCHMARK(BM_FusedLoss_Cuda)->Apply(CudaShapes);
 

@@ -146,7 +146,7 @@ fi
 if command -v ncu >/dev/null 2>&1; then
   echo "== kernel-only: ncu duration and DRAM bytes (the first launches of each kernel)"
   : > "$RESULTS/ncu.csv"
-  for bm in SampleStep Gillespie FusedLoss; do
+  for bm in SampleStep SampleStepScanAll Gillespie FusedLoss; do
     for shape in 64/256/1024 8/256/32768; do
       timeout 120 ncu --clock-control none --csv --launch-count 6 \
         --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum \
