@@ -107,14 +107,19 @@ __device__ double WarpLaneTotal(float s) {
   return __shfl_sync(kFullMask, t, 0);
 }
 
+// RowFinite is true when the scanned row's logits (scan.finite) and its
+// rate column, if any, hold no inf or NaN.
+__device__ bool RowFinite(Parametrization p, const float* raw_row, const RowScan& scan) {
+  return scan.finite && (!HasRateColumn(p) || detail::IsFiniteF(raw_row[0]));
+}
+
 // RowRateOf finishes a scanned row from its lane total (WarpLaneTotal; on
 // any lane: every lane gets the same values); false when not finite.
 __device__ bool RowRateOf(Parametrization p, const float* raw_row, int64_t v, int32_t x, float c,
                           const RowScan& scan, double total, double* rate, double* s_excl) {
-  const bool finite = scan.finite && (!HasRateColumn(p) || detail::IsFiniteF(raw_row[0]));
   *rate = 0.0;
   *s_excl = 0.0;
-  if (!finite) return false;
+  if (!RowFinite(p, raw_row, scan)) return false;
   *s_excl = total;
   *rate = detail::RowRateFromTotal(p, raw_row, v, x, c, scan.zmax, total);
   return true;
@@ -275,9 +280,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, kDepth == 2 ? 5 : 3)
   });
   if (!can_jump) {
     if (lane != 0) return;
-    if (!scan->finite || (HasRateColumn(a.parametrization) && !detail::IsFiniteF(raw_row[0]))) {
-      AtomicMinRow(&counters->first_nonfinite, r);
-    }
+    if (!RowFinite(a.parametrization, raw_row, *scan)) AtomicMinRow(&counters->first_nonfinite, r);
     a.jumped[r] = 0;
     a.new_token[r] = x;
     return;
