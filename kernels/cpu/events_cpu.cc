@@ -97,62 +97,84 @@ inline F16 AddExcept(F16 acc, F16 e, int32_t lane) {
 #endif
 }
 
-// ScanRow runs the canonical scan of kernels/detail/event_math.h on z[0..v)
-// with excluded token x (-1: none): out->lane, out->zmax, out->finite, and
-// returns S_excl (detail::LaneTotal of the lanes).
+// ChunkMaxMin reads the full chunk zc[0..kChunk): *cmax = its max, *cmin =
+// its lane minima. Prefetches kPrefetchChunks ahead (into the next row at
+// the end of this one): measured 1.3-1.6x faster than the hardware
+// prefetcher alone at V = 1024 and V = 32768. Max and min run as four
+// independent chains each (exact in any order): a sequential chain over the
+// 16 vectors was the critical path of a chunk.
+inline void ChunkMaxMin(const float* zc, float* cmax, F16* cmin) {
+  for (int i = 0; i < kChunk / kWidth; ++i) {
+    __builtin_prefetch(zc + kPrefetchChunks * kChunk + kWidth * i, 0, 3);
+  }
+  F16 mv[4], nv[4];
+  for (int j = 0; j < 4; ++j) mv[j] = nv[j] = Load16(zc + kWidth * j);
+  for (int i = 4; i < kChunk / kWidth; i += 4) {
+    for (int j = 0; j < 4; ++j) {
+      const F16 w = Load16(zc + kWidth * (i + j));
+      mv[j] = w > mv[j] ? w : mv[j];
+      nv[j] = w < nv[j] ? w : nv[j];
+    }
+  }
+  const F16 m01 = mv[1] > mv[0] ? mv[1] : mv[0], m23 = mv[3] > mv[2] ? mv[3] : mv[2];
+  const F16 n01 = nv[1] < nv[0] ? nv[1] : nv[0], n23 = nv[3] < nv[2] ? nv[3] : nv[2];
+  *cmax = HMax(m23 > m01 ? m23 : m01);
+  *cmin = n23 < n01 ? n23 : n01;
+}
+
+// kShortRowChunks: rows of at most this many full chunks (V < 2304) take
+// all their chunk maxima before their first exponential (ScanRowBlocks).
+constexpr int kShortRowChunks = 8;
+
+// ScanRowBlocks runs the canonical scan of kernels/detail/event_math.h on
+// z[0..v) with excluded token x (-1: none): out->lane, out->zmax,
+// out->finite, and returns S_excl (detail::LaneTotal of the lanes).
+//
+// Full chunks go in blocks of kBlock: first the max and min of each chunk
+// of the block, then each chunk's rescale and exponentials, in chunk order
+// (the canonical arithmetic: the same bits for any kBlock). kBlock = 1 is
+// the plain chunk loop; for short rows (kShortRowChunks, one block a row)
+// the exponentials of a chunk no longer wait on its max's shuffle tree and
+// scalar rescale, which the next chunk's max pass used to hide only in
+// part: the scan alone (V = 1024, rows in L2, 1 thread) measured 25-26 ->
+// 27-28.5 GB/s; at V >= 4096 blocks of 8 were 4-6% slower than kBlock = 1.
 //
 // A full chunk takes the fast path when every z - m of the chunk is at least
 // kExpEvMin (m the running max after the chunk's rescale): ExpEvF's clamp is
 // then the identity, so the exponentials skip it, and the chunk's max pass
 // tracks the min instead of a finiteness sum: 14 vector operations a vector
-// of elements instead of 16 (this VM issues about two 512-bit operations a
-// cycle, whatever their kind). Measured: +5% on rows that sit in L2; at the
+// of elements instead of 16. Measured: +5% on rows that sit in L2; at the
 // benchmark shapes (64 MiB of logits) within the noise at V = 1024 and +7%
 // at V = 32768 with 2 threads (bench/RESULTS.md). Non-finite values are
 // still found: -inf, +inf (m or z - m) and a NaN that starts a lane's min
 // fail the test; any other NaN passes through the unclamped exponential
 // into its lane sum (tested on S_excl at the end), except at x, whose value
 // is tested on its own.
-double ScanRow(const float* z, int64_t v, int32_t x, RowScan* out) {
+template <int kBlock>
+double ScanRowBlocks(const float* z, int64_t v, int32_t x, RowScan* out) {
   const I16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   const F16 neg_inf = F16{} + detail::NegInfF();
   F16 acc0 = F16{}, acc1 = F16{}, fin = F16{};
   float m = detail::NegInfF();
-  for (int64_t base = 0; base < v; base += kChunk) {
-    const int64_t len = std::min<int64_t>(kChunk, v - base);
-    const float* zc = z + base;
-    const bool x_here = x >= base && x < base + len;
-    if (len == kChunk) {
-      // Prefetch kPrefetchChunks ahead (into the next row at the end of
-      // this one): measured 1.3-1.6x faster than the hardware prefetcher
-      // alone at V = 1024 and V = 32768.
-      for (int i = 0; i < kChunk / kWidth; ++i) {
-        __builtin_prefetch(zc + kPrefetchChunks * kChunk + kWidth * i, 0, 3);
-      }
-      // The chunk max and min as four independent chains each (exact in
-      // any order): a sequential chain over the 16 vectors was the critical
-      // path of a chunk.
-      F16 mv[4], nv[4];
-      for (int j = 0; j < 4; ++j) mv[j] = nv[j] = Load16(zc + kWidth * j);
-      for (int i = 4; i < kChunk / kWidth; i += 4) {
-        for (int j = 0; j < 4; ++j) {
-          const F16 w = Load16(zc + kWidth * (i + j));
-          mv[j] = w > mv[j] ? w : mv[j];
-          nv[j] = w < nv[j] ? w : nv[j];
-        }
-      }
-      const F16 m01 = mv[1] > mv[0] ? mv[1] : mv[0], m23 = mv[3] > mv[2] ? mv[3] : mv[2];
-      const F16 n01 = nv[1] < nv[0] ? nv[1] : nv[0], n23 = nv[3] < nv[2] ? nv[3] : nv[2];
-      const float cmax = HMax(m23 > m01 ? m23 : m01);
-      if (cmax > m) {
-        const float f = detail::ChunkRescale(m, cmax);
+  const int64_t full = v - v % kChunk;
+  for (int64_t block = 0; block < full; block += kBlock * kChunk) {
+    const int nc = static_cast<int>(std::min<int64_t>(kBlock, (full - block) / kChunk));
+    float cmax[kBlock];
+    F16 cmin[kBlock];
+    for (int c = 0; c < nc; ++c) ChunkMaxMin(z + block + c * kChunk, &cmax[c], &cmin[c]);
+    for (int c = 0; c < nc; ++c) {
+      const int64_t base = block + c * kChunk;
+      const float* zc = z + base;
+      const bool x_here = x >= base && x < base + kChunk;
+      if (cmax[c] > m) {
+        const float f = detail::ChunkRescale(m, cmax[c]);
         acc0 *= f;
         acc1 *= f;
-        m = cmax;
+        m = cmax[c];
       }
       const F16 mm = F16{} + m;
       // fl(z - m) is monotone in z: the lane minima bound every element.
-      if (AllAtLeast((n23 < n01 ? n23 : n01) - mm, detail::kExpEvMin)) {
+      if (AllAtLeast(cmin[c] - mm, detail::kExpEvMin)) {
         // x's vector (i_x) and lane; i_x = -1 when x is elsewhere.
         const int32_t xi = x_here ? static_cast<int32_t>(x - base) : -1;
         const int32_t i_x = xi >= 0 ? xi / kWidth : -1;
@@ -180,39 +202,43 @@ double ScanRow(const float* z, int64_t v, int32_t x, RowScan* out) {
         acc0 += e0;
         acc1 += e1;
       }
-    } else {
-      // Tail chunk: padded vectors (pad lanes 0, excluded from the max and
-      // zeroed after the exponential).
-      const int nvec = static_cast<int>((len + kWidth - 1) / kWidth);
-      const I16 lenv = I16{} + static_cast<int32_t>(len);
-      F16 mv = neg_inf;
-      for (int i = 0; i < nvec; ++i) {
-        const int n = static_cast<int>(std::min<int64_t>(kWidth, len - kWidth * i));
-        const F16 w = n == kWidth ? Load16(zc + kWidth * i) : LoadPartial16(zc + kWidth * i, n);
-        fin += w - w;
-        const F16 wm = (iota + kWidth * i) < lenv ? w : neg_inf;
-        mv = wm > mv ? wm : mv;
-      }
-      const float cmax = HMax(mv);
-      if (cmax > m) {
-        const float f = detail::ChunkRescale(m, cmax);
-        acc0 *= f;
-        acc1 *= f;
-        m = cmax;
-      }
-      const F16 mm = F16{} + m;
-      const I16 xv = I16{} + static_cast<int32_t>(x_here ? x - base : -1);
-      for (int i = 0; i < nvec; ++i) {
-        const int n = static_cast<int>(std::min<int64_t>(kWidth, len - kWidth * i));
-        const F16 w = n == kWidth ? Load16(zc + kWidth * i) : LoadPartial16(zc + kWidth * i, n);
-        F16 e = ExpEv16(w - mm);
-        const I16 idx = iota + kWidth * i;
-        e = (idx < lenv) & (idx != xv) ? e : F16{};
-        if (i % 2 == 0) {
-          acc0 += e;
-        } else {
-          acc1 += e;
-        }
+    }
+  }
+  if (full < v) {
+    // Tail chunk: padded vectors (pad lanes 0, excluded from the max and
+    // zeroed after the exponential).
+    const int64_t base = full, len = v - full;
+    const float* zc = z + base;
+    const bool x_here = x >= base && x < v;
+    const int nvec = static_cast<int>((len + kWidth - 1) / kWidth);
+    const I16 lenv = I16{} + static_cast<int32_t>(len);
+    F16 mv = neg_inf;
+    for (int i = 0; i < nvec; ++i) {
+      const int n = static_cast<int>(std::min<int64_t>(kWidth, len - kWidth * i));
+      const F16 w = n == kWidth ? Load16(zc + kWidth * i) : LoadPartial16(zc + kWidth * i, n);
+      fin += w - w;
+      const F16 wm = (iota + kWidth * i) < lenv ? w : neg_inf;
+      mv = wm > mv ? wm : mv;
+    }
+    const float cmax = HMax(mv);
+    if (cmax > m) {
+      const float f = detail::ChunkRescale(m, cmax);
+      acc0 *= f;
+      acc1 *= f;
+      m = cmax;
+    }
+    const F16 mm = F16{} + m;
+    const I16 xv = I16{} + static_cast<int32_t>(x_here ? x - base : -1);
+    for (int i = 0; i < nvec; ++i) {
+      const int n = static_cast<int>(std::min<int64_t>(kWidth, len - kWidth * i));
+      const F16 w = n == kWidth ? Load16(zc + kWidth * i) : LoadPartial16(zc + kWidth * i, n);
+      F16 e = ExpEv16(w - mm);
+      const I16 idx = iota + kWidth * i;
+      e = (idx < lenv) & (idx != xv) ? e : F16{};
+      if (i % 2 == 0) {
+        acc0 += e;
+      } else {
+        acc1 += e;
       }
     }
   }
@@ -226,6 +252,12 @@ double ScanRow(const float* z, int64_t v, int32_t x, RowScan* out) {
   out->finite = HMax(fin != fin ? F16{} + 1.0f : F16{}) == 0.0f && s_excl == s_excl &&
                 (x < 0 || x >= v || detail::IsFiniteF(z[x]));
   return s_excl;
+}
+
+// ScanRow is ScanRowBlocks with one block for a short row, else kBlock = 1.
+double ScanRow(const float* z, int64_t v, int32_t x, RowScan* out) {
+  return v < (kShortRowChunks + 1) * kChunk ? ScanRowBlocks<kShortRowChunks>(z, v, x, out)
+                                            : ScanRowBlocks<1>(z, v, x, out);
 }
 
 // AllFinite is true when p[0..n) holds no inf or NaN (z - z is 0 for every

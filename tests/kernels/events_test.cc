@@ -314,8 +314,10 @@ TEST(SampleStepTest, MatchesReferenceBitForBit) {
   uint64_t seed = 11;
   const Parametrization params[] = {Parametrization::kSoftmax, Parametrization::kLogRateSoftmax,
                                     Parametrization::kSoftplusRateSoftmax};
-  // Widths: one partial vector, exact vectors, chunk + tail, several chunks.
-  for (int64_t v : {5, 32, 37, 256, 300, 1100, 4099}) {
+  // Widths: one partial vector, exact vectors, chunk + tail, several chunks
+  // (2300: the longest row the CPU scan takes as one block of chunk maxima,
+  // 4099: chunk by chunk).
+  for (int64_t v : {5, 32, 37, 256, 300, 1100, 2300, 4099}) {
     for (Parametrization p : params) {
       for (JumpProbability jump : {JumpProbability::kLinear, JumpProbability::kExponential}) {
         for (int variant = 0; variant < 2; ++variant) {
@@ -345,7 +347,7 @@ TEST(SampleStepTest, MatchesReferenceBitForBit) {
 // fast path (which skips the clamp), and must still match bit for bit.
 TEST(SampleStepTest, MatchesReferenceBitForBitWhereTheExpClampActs) {
   uint64_t seed = 70;
-  for (int64_t v : {256, 1100, 4099}) {
+  for (int64_t v : {256, 1100, 2300, 4099}) {
     SCOPED_TRACE("V " + std::to_string(v));
     Batch bt = MakeBatch(Parametrization::kSoftmax, 11, 30, v, seed++, 3.0, 40.0f);
     // In every third row the current token x is 400 above the rest, so
