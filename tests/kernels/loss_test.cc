@@ -17,154 +17,16 @@
 #include <string>
 #include <vector>
 
+#include "tests/kernels/loss_problem.h"
+
 namespace jumpflow::kernels {
 namespace {
 
-constexpr Parametrization kAllParams[] = {Parametrization::kSoftmax,
-                                          Parametrization::kSoftplus,
-                                          Parametrization::kExp,
-                                          Parametrization::kSigmoid,
-                                          Parametrization::kLogRateSoftmax,
-                                          Parametrization::kSoftplusRateSoftmax};
-constexpr Divergence kAllDivs[] = {Divergence::kPoisson, Divergence::kBce, Divergence::kMse,
-                                   Divergence::kGeneralizedKl};
-
-std::string Label(Parametrization p, Divergence d, bool dense) {
-  return "param " + std::to_string(static_cast<int>(p)) + " div " +
-         std::to_string(static_cast<int>(d)) + (dense ? " dense" : " sparse");
-}
-
-// Problem holds one loss problem in type T with owned buffers.
-template <typename T>
-struct Problem {
-  Parametrization param;
-  Divergence div;
-  int64_t rows = 0, v = 0, cols = 0;
-  bool dense = false;
-  std::vector<T> raw, dense_targets, sparse_values, weights, scales;
-  std::vector<int64_t> offsets;
-  std::vector<int32_t> sparse_cols, excluded;
-  std::vector<uint8_t> mask;
-  Reduction reduction = Reduction::kSum;
-
-  LossArgs<T> Args(T* grad, T* row_loss) const {
-    LossArgs<T> a;
-    a.parametrization = param;
-    a.divergence = div;
-    a.reduction = reduction;
-    a.rows = rows;
-    a.targets_per_row = v;
-    a.raw = raw.data();
-    if (dense) {
-      a.dense_targets = dense_targets.data();
-    } else {
-      a.sparse_row_offsets = offsets.data();
-      a.sparse_cols = sparse_cols.data();
-      a.sparse_values = sparse_values.data();
-    }
-    a.row_weights = weights.empty() ? nullptr : weights.data();
-    a.row_scales = scales.empty() ? nullptr : scales.data();
-    a.row_mask = mask.empty() ? nullptr : mask.data();
-    a.excluded_cols = excluded.empty() ? nullptr : excluded.data();
-    a.grad = grad;
-    a.row_loss = row_loss;
-    return a;
-  }
-
-  // Target a_j of row r (0 when absent).
-  double Target(int64_t r, int64_t j) const {
-    if (dense) return static_cast<double>(dense_targets[static_cast<size_t>(r * v + j)]);
-    for (int64_t k = offsets[static_cast<size_t>(r)]; k < offsets[static_cast<size_t>(r) + 1];
-         ++k) {
-      if (sparse_cols[static_cast<size_t>(k)] == j) {
-        return static_cast<double>(sparse_values[static_cast<size_t>(k)]);
-      }
-    }
-    return 0.0;
-  }
-
-  template <typename U>
-  Problem<U> Cast() const {
-    Problem<U> p;
-    p.param = param;
-    p.div = div;
-    p.rows = rows;
-    p.v = v;
-    p.cols = cols;
-    p.dense = dense;
-    p.reduction = reduction;
-    auto cast = [](const std::vector<T>& x) { return std::vector<U>(x.begin(), x.end()); };
-    p.raw = cast(raw);
-    p.dense_targets = cast(dense_targets);
-    p.sparse_values = cast(sparse_values);
-    p.weights = cast(weights);
-    p.scales = cast(scales);
-    p.offsets = offsets;
-    p.sparse_cols = sparse_cols;
-    p.excluded = excluded;
-    p.mask = mask;
-    return p;
-  }
-};
-
-// MakeProblem draws a random problem whose predictions stay in the region
-// where every divergence is smooth: for BCE all b = mhat stay below ~0.6
-// (so the 1 - b floor is never active).
-Problem<double> MakeProblem(Parametrization p, Divergence d, bool dense, int64_t rows, int64_t v,
-                            uint64_t seed, bool with_extras = true) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u01(0.0, 1.0);
-  Problem<double> pr;
-  pr.param = p;
-  pr.div = d;
-  pr.rows = rows;
-  pr.v = v;
-  pr.cols = RawColumns(p, v);
-  pr.dense = dense;
-  const bool bce = d == Divergence::kBce;
-  pr.raw.resize(static_cast<size_t>(rows * pr.cols));
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t k = 0; k < pr.cols; ++k) {
-      double z = -2.0 + 3.0 * u01(rng);                     // [-2, 1]
-      if (HasRateColumn(p) && k == 0) z = -1.0 + u01(rng);  // rate column in [-1, 0]
-      pr.raw[static_cast<size_t>(r * pr.cols + k)] = z;
-    }
-  }
-  auto draw_target = [&]() {
-    if (bce) return u01(rng);  // [0, 1]
-    if (d == Divergence::kMse) return 2.0 * u01(rng) - 0.5;
-    return std::floor(3.0 * u01(rng)) * 0.5 + (u01(rng) < 0.3 ? 0.0 : 0.25);  // >= 0, some 0.25s
-  };
-  pr.offsets.push_back(0);
-  if (dense) pr.dense_targets.resize(static_cast<size_t>(rows * v));
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t j = 0; j < v; ++j) {
-      if (dense) {
-        pr.dense_targets[static_cast<size_t>(r * v + j)] = u01(rng) < 0.3 ? 0.0 : draw_target();
-      } else if (u01(rng) < 0.35) {
-        pr.sparse_cols.push_back(static_cast<int32_t>(j));
-        pr.sparse_values.push_back(draw_target());
-      }
-    }
-    pr.offsets.push_back(static_cast<int64_t>(pr.sparse_cols.size()));
-  }
-  if (with_extras) {
-    for (int64_t r = 0; r < rows; ++r) {
-      pr.weights.push_back(r % 5 == 4 ? 0.0 : 0.5 + u01(rng));
-      // BCE with unbounded parametrizations needs a small scale to keep b < 1;
-      // sigmoid gets c = 1 on even rows (its exact branch) and < 1 otherwise.
-      double c = 0.3 + 0.6 * u01(rng);
-      if (p == Parametrization::kSigmoid && r % 2 == 0) c = 1.0;
-      if (bce && p != Parametrization::kSigmoid && p != Parametrization::kSoftmax) {
-        c = 0.15 + 0.15 * u01(rng);
-      }
-      pr.scales.push_back(c);
-      pr.mask.push_back(r % 7 == 3 ? 0 : 1);
-      pr.excluded.push_back(r % 3 == 0 ? -1 : static_cast<int32_t>(rng() % v));
-    }
-  }
-  return pr;
-}
+using testing::kAllLossDivs;
+using testing::kAllLossParams;
+using testing::LossLabel;
+using testing::MakeProblem;
+using testing::Problem;
 
 // --- naive reference, written independently of the kernel ------------------
 
@@ -231,10 +93,10 @@ double RefRowLoss(const Problem<double>& pr, int64_t r) {
 
 TEST(FusedLossTest, LossMatchesNaiveReferenceForEveryPair) {
   uint64_t seed = 1;
-  for (Parametrization p : kAllParams) {
-    for (Divergence d : kAllDivs) {
+  for (Parametrization p : kAllLossParams) {
+    for (Divergence d : kAllLossDivs) {
       for (bool dense : {false, true}) {
-        SCOPED_TRACE(Label(p, d, dense));
+        SCOPED_TRACE(LossLabel(p, d, dense));
         const Problem<double> pr = MakeProblem(p, d, dense, 14, 9, seed++);
         std::vector<double> grad(pr.raw.size()), row_loss(static_cast<size_t>(pr.rows));
         const LossResult res = FusedLossCpu(pr.Args(grad.data(), row_loss.data()));
@@ -261,10 +123,10 @@ TEST(FusedLossTest, LossMatchesNaiveReferenceForEveryPair) {
 TEST(FusedLossTest, GradientMatchesFiniteDifferencesForEveryPair) {
   uint64_t seed = 100;
   for (Reduction reduction : {Reduction::kSum, Reduction::kMean}) {
-    for (Parametrization p : kAllParams) {
-      for (Divergence d : kAllDivs) {
+    for (Parametrization p : kAllLossParams) {
+      for (Divergence d : kAllLossDivs) {
         for (bool dense : {false, true}) {
-          SCOPED_TRACE(Label(p, d, dense) + (reduction == Reduction::kMean ? " mean" : " sum"));
+          SCOPED_TRACE(LossLabel(p, d, dense) + (reduction == Reduction::kMean ? " mean" : " sum"));
           Problem<double> pr = MakeProblem(p, d, dense, 7, 6, seed++);
           pr.reduction = reduction;
           std::vector<double> grad(pr.raw.size(), std::nan(""));
@@ -381,10 +243,10 @@ TEST(FusedLossTest, FloatMatchesDoubleForEveryPairAndWidth) {
   uint64_t seed = 500;
   // Widths around the 16-lane vectors: pure tail, exact vectors, vectors + tail.
   for (int64_t v : {3, 16, 37, 300}) {
-    for (Parametrization p : kAllParams) {
-      for (Divergence d : kAllDivs) {
+    for (Parametrization p : kAllLossParams) {
+      for (Divergence d : kAllLossDivs) {
         for (bool dense : {false, true}) {
-          SCOPED_TRACE(Label(p, d, dense) + " V " + std::to_string(v));
+          SCOPED_TRACE(LossLabel(p, d, dense) + " V " + std::to_string(v));
           ExpectFloatMatchesDouble(MakeProblem(p, d, dense, 40, v, seed++), 2e-5);
         }
       }
@@ -479,7 +341,7 @@ TEST(FusedLossTest, ShortOneHotRowsMatchDouble) {
 // not 64-byte aligned (4100 columns), for every divergence.
 TEST(FusedLossTest, LongUnalignedRowsMatchDouble) {
   uint64_t seed = 900;
-  for (Divergence d : kAllDivs) {
+  for (Divergence d : kAllLossDivs) {
     SCOPED_TRACE(static_cast<int>(d));
     ExpectFloatMatchesDouble(MakeProblem(Parametrization::kSoftmax, d, false, 60, 4100, seed++),
                              2e-5);
@@ -532,9 +394,9 @@ TEST(FusedLossTest, NonFiniteRawRowIsReportedAndSkipped) {
 // Extreme but finite raw outputs: everything stays finite, and a target on
 // an underflowed softmax entry still gets the exact gradient -a (+ p BG ~ 0).
 TEST(FusedLossTest, ExtremeInputsStayFinite) {
-  for (Parametrization p : kAllParams) {
-    for (Divergence d : kAllDivs) {
-      SCOPED_TRACE(Label(p, d, false));
+  for (Parametrization p : kAllLossParams) {
+    for (Divergence d : kAllLossDivs) {
+      SCOPED_TRACE(LossLabel(p, d, false));
       Problem<float> pf = MakeProblem(p, d, false, 4, 8, 13, false).Cast<float>();
       for (size_t i = 0; i < pf.raw.size(); ++i) {
         pf.raw[i] = (i % 3 == 0) ? 1e4f : (i % 3 == 1 ? -1e4f : 0.0f);
@@ -592,7 +454,7 @@ TEST(FusedLossTest, StreamedLargeGradientsMatchDouble) {
     for (Divergence d : {Divergence::kPoisson, Divergence::kBce}) {
       for (bool dense : {false, true}) {
         if (dense && d == Divergence::kBce) continue;
-        SCOPED_TRACE(Label(p, d, dense));
+        SCOPED_TRACE(LossLabel(p, d, dense));
         // 4,100 rows x 1,025 columns x 4 bytes = 16.8 MB >= 16 MiB.
         ExpectFloatMatchesDouble(MakeProblem(p, d, dense, 4100, 1024, seed++), 2e-5);
       }
