@@ -7,6 +7,8 @@
 #
 #   scripts/gpu_pack.sh              # build-gpu, sm_90, portable x86-64 code
 #   BUILD_DIR=b ARCH="80;90" PACK_DIR=.gpu-b scripts/gpu_pack.sh
+#   CUDA_FLAGS=-DJUMPFLOW_SAMPLE_STEP_BLOCKS=4 BUILD_DIR=build-gpu-b4 PACK_DIR=.gpu-b4 \
+#     scripts/gpu_pack.sh     # a variant to time against .gpu in the same device call
 #
 # The host code is built without -march=native (the GPU machine's CPU may
 # lack this one's instructions). libstdc++ and libgcc_s go to .gpu/lib/std:
@@ -19,7 +21,8 @@ PACK=${PACK_DIR:-.gpu}
 targets=(cuda_kernels_test events_kernel_test loss_emulation_test trainer_test samplers_test
   kernels_bench trainer_bench)
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DJUMPFLOW_CUDA=ON -DJUMPFLOW_NATIVE=OFF \
-  -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DJUMPFLOW_BUILD_EXAMPLES=OFF >/dev/null
+  -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DJUMPFLOW_BUILD_EXAMPLES=OFF \
+  -DCMAKE_CUDA_FLAGS="${CUDA_FLAGS:-}" >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target "${targets[@]}"
 rm -rf "$PACK" && mkdir -p "$PACK/bin" "$PACK/lib/std"
 for t in "${targets[@]}"; do

@@ -241,8 +241,16 @@ __device__ uint32_t StepOf(const SampleStepArgs& a, int64_t b) {
 // 35.5 us from 64 to 48 (after the lane total became a shuffle tree, which
 // needs no spills at 48; before it, 48 spilled and ran slower). The depth-4
 // kernel (long rows, few of them) is held to 80 (3 blocks).
+// JUMPFLOW_SAMPLE_STEP_BLOCKS overrides the depth-2 block count for an A/B
+// build on a GPU (e.g. 4: 64 registers; since the bound test, ptxas reports
+// 24 bytes of spill at 48): CUDA_FLAGS=-DJUMPFLOW_SAMPLE_STEP_BLOCKS=4
+// scripts/gpu_pack.sh.
+#ifndef JUMPFLOW_SAMPLE_STEP_BLOCKS
+#define JUMPFLOW_SAMPLE_STEP_BLOCKS 5
+#endif
 template <int kDepth>
-__global__ void __launch_bounds__(32 * kWarpsPerBlock, kDepth == 2 ? 5 : 3)
+__global__ void __launch_bounds__(32 * kWarpsPerBlock,
+                                  kDepth == 2 ? JUMPFLOW_SAMPLE_STEP_BLOCKS : 3)
     SampleStepKernel(SampleStepArgs a, Counters* counters) {
   __shared__ RowScan scans[kWarpsPerBlock];
   __shared__ WarpSelect selects[kWarpsPerBlock];
