@@ -41,6 +41,7 @@ constexpr int64_t kBlockElements = 65536;
 // kPrefetchChunks: how many 256-element chunks ahead ScanRow prefetches.
 constexpr int64_t kPrefetchChunks = 4;
 
+using detail::AllAtLeast;
 using detail::ExpEv16;
 using detail::F16;
 using detail::HMax;
@@ -69,19 +70,6 @@ inline double LaneTotal16(F16 acc0, F16 acc1) {
       __builtin_shufflevector(w8, w8, 0, 1, 2, 3) + __builtin_shufflevector(w8, w8, 4, 5, 6, 7);
   const D2 w2 = __builtin_shufflevector(w4, w4, 0, 1) + __builtin_shufflevector(w4, w4, 2, 3);
   return w2[0] + w2[1];
-}
-
-// AllAtLeast is true when every lane of v is >= bound (false for NaN lanes).
-inline bool AllAtLeast(F16 v, float bound) {
-#if defined(__AVX512F__)
-  return _mm512_cmp_ps_mask(std::bit_cast<__m512>(v), _mm512_set1_ps(bound), _CMP_GE_OQ) ==
-         static_cast<__mmask16>(0xffff);
-#else
-  for (int l = 0; l < kWidth; ++l) {
-    if (!(v[l] >= bound)) return false;
-  }
-  return true;
-#endif
 }
 
 // AddExcept returns acc + e, except lane `lane` (0-15; any other value: no

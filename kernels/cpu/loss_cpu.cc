@@ -269,6 +269,7 @@ T SoftmaxBg(T a, const Pred<T>& p) {
 // register, two AVX2 or four SSE registers; the compiler lowers them to what
 // the target has). The double path is the plain-loop reference.
 
+using detail::AllAtLeast;
 using detail::F16;
 using detail::HMax;
 using detail::I16;
@@ -332,6 +333,52 @@ inline bool RowMaxFinite(const double* z, int64_t n, double* out_max) {
   return f == 0.0;
 }
 
+// RowMaxFast returns max(z[0..n)) in *out_max (n >= 1) and whether
+// ExpEvF's clamp is the identity on every z - max: each fl(z - max) is at
+// least kExpEvMin (fl(z - m) is monotone in z, so the lane minima bound
+// them all). False for an inf or NaN in z[0..n) except a NaN that neither
+// starts a lane's max / min chain nor sits in the tail: the unclamped
+// exponential of that one turns the row's sum NaN (see ExpSum). Max and
+// min run as four chains each (exact in any order). Two vector operations a
+// vector, where RowMaxFinite needs three in one chain of dependent adds.
+[[gnu::always_inline]] inline bool RowMaxFast(const float* z, int64_t n, float* out_max) {
+  int64_t k = 0;
+  float tail_max = -std::numeric_limits<float>::infinity();
+  float tail_min = std::numeric_limits<float>::infinity(), tail_fin = 0.0f;
+  F16 mx = F16{} - std::numeric_limits<float>::infinity();
+  F16 mn = F16{} + std::numeric_limits<float>::infinity();
+  if (n >= 4 * kWidth) {
+    F16 m[4], l[4];
+    for (int j = 0; j < 4; ++j) m[j] = l[j] = Load16(z + kWidth * j);
+    for (k = 4 * kWidth; k + 4 * kWidth <= n; k += 4 * kWidth) {
+      for (int j = 0; j < 4; ++j) {
+        const F16 v = Load16(z + k + kWidth * j);
+        m[j] = v > m[j] ? v : m[j];
+        l[j] = v < l[j] ? v : l[j];
+      }
+    }
+    const F16 m01 = m[1] > m[0] ? m[1] : m[0], m23 = m[3] > m[2] ? m[3] : m[2];
+    const F16 l01 = l[1] < l[0] ? l[1] : l[0], l23 = l[3] < l[2] ? l[3] : l[2];
+    mx = m23 > m01 ? m23 : m01;
+    mn = l23 < l01 ? l23 : l01;
+  }
+  for (; k + kWidth <= n; k += kWidth) {
+    const F16 v = Load16(z + k);
+    mx = v > mx ? v : mx;
+    mn = v < mn ? v : mn;
+  }
+  for (; k < n; ++k) {
+    tail_max = z[k] > tail_max ? z[k] : tail_max;
+    tail_min = z[k] < tail_min ? z[k] : tail_min;
+    tail_fin += z[k] - z[k];
+  }
+  const float vmax = HMax(mx);
+  const float zmax = tail_max > vmax ? tail_max : vmax;
+  *out_max = zmax;
+  const F16 lows = (mn < tail_min ? mn : F16{} + tail_min) - zmax;
+  return tail_fin == 0.0f && AllAtLeast(lows, detail::kExpEvMin);
+}
+
 // ExpSum returns sum_k exp(z_k - shift) and, when kStore, stores the terms
 // in e[0..n).
 //
@@ -341,7 +388,11 @@ inline bool RowMaxFinite(const double* z, int64_t n, double* out_max) {
 // the next row streams in from memory while this row's exponentials are
 // computed (the first pass over a row is otherwise a bare memory stall).
 // kPrefetchE is false when e is a scratch row (WriteMode::kStream).
-template <bool kStore, bool kPrefetchE>
+//
+// kClamp = false (the rows RowMaxFast passes) leaves out ExpEvF's clamp,
+// which is the identity on them: the same terms, one vector operation fewer,
+// and a NaN among the logits makes the sum NaN.
+template <bool kStore, bool kPrefetchE, bool kClamp = true>
 [[gnu::always_inline]] inline float ExpSum(const float* z, float shift, int64_t n, float* e,
                                            int64_t ahead) {
   F16 s = F16{};
@@ -351,7 +402,7 @@ template <bool kStore, bool kPrefetchE>
       __builtin_prefetch(z + ahead + k, 0, 3);
       if constexpr (kStore && kPrefetchE) __builtin_prefetch(e + ahead + k, 1, 3);
     }
-    const F16 v = ExpFast16(Load16(z + k) - shift);
+    const F16 v = detail::ExpEv16<kClamp>(Load16(z + k) - shift);
     if constexpr (kStore) Store16(e + k, v);
     s += v;
   }
@@ -363,7 +414,7 @@ template <bool kStore, bool kPrefetchE>
   }
   return t;
 }
-template <bool kStore, bool kPrefetchE>
+template <bool kStore, bool kPrefetchE, bool kClamp = true>
 double ExpSum(const double* z, double shift, int64_t n, double* e, int64_t /*ahead*/) {
   double t = 0.0;
   for (int64_t k = 0; k < n; ++k) {
@@ -518,6 +569,7 @@ struct SoftmaxState {
   const T* z;  // the row's logits (after the rate column)
   T* g;        // the row's logit gradient or null
   bool finite;
+  bool fast = false;  // float rows RowMaxFast passed (no clamp in pass 2)
   T zmax, lambda, log_lambda, q_lambda, sum, inv, b_scale, e_x, big_g;
   double loss, log_coef;
 };
@@ -547,7 +599,17 @@ void SoftmaxBatch(const RowInputs<T>* in, int n, Parametrization param, RowOutco
     s.g = M == WriteMode::kInPlace  ? in[i].grad + off
           : M == WriteMode::kStream ? in[i].work + off
                                     : nullptr;
-    s.finite = RowMaxFinite(s.z, in[i].v, &s.zmax) && (!has_rate || std::isfinite(in[i].raw[0]));
+    bool finite_logits;
+    if constexpr (std::is_same_v<T, float>) {
+      // Rows whose values all lie within 87 of their max (the common case)
+      // take the clamp-free exponentials of pass 2, which also find any NaN
+      // RowMaxFast let through; the others are checked here.
+      s.fast = RowMaxFast(s.z, in[i].v, &s.zmax);
+      finite_logits = s.fast || RowMaxFinite(s.z, in[i].v, &s.zmax);
+    } else {
+      finite_logits = RowMaxFinite(s.z, in[i].v, &s.zmax);
+    }
+    s.finite = finite_logits && (!has_rate || std::isfinite(in[i].raw[0]));
     out[i] = RowOutcome{};
     out[i].finite = s.finite;
   }
@@ -572,7 +634,14 @@ void SoftmaxBatch(const RowInputs<T>* in, int n, Parametrization param, RowOutco
       s.log_lambda = r.log_c + LogSoftplus(r.raw[0]);
       s.q_lambda = SigmoidOverSoftplus(r.raw[0]);
     }
-    s.sum = ExpSum<kStoreE, M == WriteMode::kInPlace>(s.z, s.zmax, r.v, s.g, prefetch_ahead);
+    if (s.fast) {
+      s.sum =
+          ExpSum<kStoreE, M == WriteMode::kInPlace, false>(s.z, s.zmax, r.v, s.g, prefetch_ahead);
+      // Every term is <= 1: only a NaN in the row makes the sum NaN.
+      if (s.sum != s.sum) s.finite = out[i].finite = false;
+    } else {
+      s.sum = ExpSum<kStoreE, M == WriteMode::kInPlace>(s.z, s.zmax, r.v, s.g, prefetch_ahead);
+    }
   }
 
   // Pass 3: the loss and BG = sum_{k != x} bg_k.

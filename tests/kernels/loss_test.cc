@@ -391,6 +391,32 @@ TEST(FusedLossTest, NonFiniteRawRowIsReportedAndSkipped) {
   }
 }
 
+// Long softmax rows: one NaN / +inf / -inf at positions that start the row
+// max / min chains (0, 16, 32, 48), in the middle, in the last full vector
+// and in the tail of a 1,100-wide row is reported for exactly that row (the
+// float path finds most NaNs only through its exponential sum).
+TEST(FusedLossTest, OneNonFiniteValueAnywhereInALongRowIsReported) {
+  const int64_t v = 1100;
+  Problem<float> clean =
+      MakeProblem(Parametrization::kSoftmax, Divergence::kPoisson, false, 4, v, 15, false)
+          .Cast<float>();
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+    for (int64_t k : {0, 16, 32, 48, 5, 550, 1087, 1088, 1099}) {
+      SCOPED_TRACE("value " + std::to_string(bad) + " at " + std::to_string(k));
+      Problem<float> pf = clean;
+      pf.raw[static_cast<size_t>(2 * v + k)] = bad;
+      std::vector<float> grad(pf.raw.size(), 1.0f), row_loss(4);
+      const LossResult res = FusedLossCpu(pf.Args(grad.data(), row_loss.data()));
+      EXPECT_EQ(res.first_nonfinite_row, 2);
+      EXPECT_TRUE(std::isfinite(res.sum));
+      EXPECT_EQ(row_loss[2], 0.0f);
+      for (int64_t j = 0; j < v; ++j) ASSERT_EQ(grad[static_cast<size_t>(2 * v + j)], 0.0f) << j;
+      for (int64_t r : {0, 1, 3}) EXPECT_NE(row_loss[static_cast<size_t>(r)], 0.0f) << r;
+    }
+  }
+}
+
 // Extreme but finite raw outputs: everything stays finite, and a target on
 // an underflowed softmax entry still gets the exact gradient -a (+ p BG ~ 0).
 TEST(FusedLossTest, ExtremeInputsStayFinite) {

@@ -85,6 +85,19 @@ inline F16 ExpEv16(F16 x) {
 
 #pragma GCC diagnostic pop
 
+// AllAtLeast is true when every lane of v is >= bound (false for NaN lanes).
+inline bool AllAtLeast(F16 v, float bound) {
+#if defined(__AVX512F__)
+  return _mm512_cmp_ps_mask(std::bit_cast<__m512>(v), _mm512_set1_ps(bound), _CMP_GE_OQ) ==
+         static_cast<__mmask16>(0xffff);
+#else
+  for (int l = 0; l < kWidth; ++l) {
+    if (!(v[l] >= bound)) return false;
+  }
+  return true;
+#endif
+}
+
 // HMax is the max of the 16 lanes (exact in any order): a shuffle tree.
 inline float HMax(F16 v) {
   using F8 = float __attribute__((vector_size(32)));
