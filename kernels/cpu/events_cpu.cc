@@ -163,9 +163,18 @@ double ScanRowBlocks(const float* z, int64_t v, int32_t x, RowScan* out) {
       const F16 mm = F16{} + m;
       // fl(z - m) is monotone in z: the lane minima bound every element.
       if (AllAtLeast(cmin[c] - mm, detail::kExpEvMin)) {
-        // x's vector (i_x) and lane; i_x = -1 when x is elsewhere.
-        const int32_t xi = x_here ? static_cast<int32_t>(x - base) : -1;
-        const int32_t i_x = xi >= 0 ? xi / kWidth : -1;
+        if (!x_here) {
+          // Most chunks: plain adds. Per-vector masks for x cost 4-6% at
+          // V = 1024 and 9% at V = 32768 (scan in cache, 1 thread).
+          for (int i = 0; i < kChunk / kWidth; i += 2) {
+            acc0 += ExpEv16<false>(Load16(zc + kWidth * i) - mm);
+            acc1 += ExpEv16<false>(Load16(zc + kWidth * (i + 1)) - mm);
+          }
+          continue;
+        }
+        // x's vector (i_x) and lane.
+        const int32_t xi = static_cast<int32_t>(x - base);
+        const int32_t i_x = xi / kWidth;
         for (int i = 0; i < kChunk / kWidth; i += 2) {
           const F16 e0 = ExpEv16<false>(Load16(zc + kWidth * i) - mm);
           const F16 e1 = ExpEv16<false>(Load16(zc + kWidth * (i + 1)) - mm);
