@@ -7,7 +7,8 @@
 // be fused behind our back; the FMAs of ExpEvF are explicit.
 //
 // Per row: one read of the logits from memory. Each 256-element chunk is
-// read twice from L1 (its max, then its exponentials); lanes 0-15 and 16-31
+// read twice from L1 (its max, then its exponentials; rows shorter than 9
+// chunks take all their chunk maxima first); lanes 0-15 and 16-31
 // of the canonical scan live in two 16-lane accumulators. The jump decision,
 // the Philox draw and (for jumping rows only) the inverse-CDF walk through
 // one lane are scalar code shared with the CUDA backend. SampleStep rows

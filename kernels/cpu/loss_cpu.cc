@@ -4,9 +4,11 @@
 // Softmax-family rows (softmax, rate x softmax) go in batches of up to 16
 // rows (as many as keep ~32 KiB of logits in cache), pass by pass so the
 // long per-row dependency chains of different rows overlap:
-//   1. max and a finiteness check of z (the only read from memory: while
-//      pass 2 runs, the next batch's rows are prefetched);
-//   2. e_k = exp(z_k - max) stored in the gradient row, sum of e;
+//   1. max and min of z, or (float rows with values more than 87 below
+//      their max, double rows) max and a finiteness check (the only read
+//      from memory: while pass 2 runs, the next batch's rows are prefetched);
+//   2. e_k = exp(z_k - max) stored in the gradient row, sum of e (a NaN sum
+//      marks a row that passed the min test non-finite);
 //   3. the loss and BG = sum_{k != x} bg_k with bg_k = b_k dD/db_k
 //      (b = mhat); for sparse targets every column first gets its a = 0 term
 //      in closed form or one pass (the "baseline"), then target columns swap
