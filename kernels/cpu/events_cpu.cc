@@ -340,12 +340,8 @@ SampleStepResult SampleStepCpu(const SampleStepArgs& a) {
       const float c = a.row_scales != nullptr ? a.row_scales[r] : 1.0f;
       // The row's draw does not depend on its logits: made first, so the
       // out-of-order core overlaps the Philox rounds with the scan.
-      const uint32_t seq = a.sequence_ids != nullptr
-                               ? a.sequence_ids[b]
-                               : a.first_sequence_id + static_cast<uint32_t>(b);
-      const uint32_t step = a.steps != nullptr ? a.steps[b] : a.step;
       const detail::EventUniforms u =
-          detail::KeyedUniforms(a.seed, seq, a.stream, step, static_cast<uint32_t>(r - offsets[b]));
+          detail::SequenceUniforms(a, b, static_cast<uint32_t>(r - offsets[b]));
       if (a.row_rate == nullptr &&
           u.first >= detail::JumpBoundOf(a.parametrization, exponential,
                                          has_rate ? raw_row[0] : 0.0f, c, a.fire[b])) {
@@ -426,11 +422,7 @@ GillespieResult GillespieCpu(const GillespieArgs& a) {
       a.event_position[b] = -1;
       a.event_token[b] = -1;
       if (!(sum > 0.0)) continue;
-      const uint32_t seq = a.sequence_ids != nullptr
-                               ? a.sequence_ids[b]
-                               : a.first_sequence_id + static_cast<uint32_t>(b);
-      const uint32_t step = a.steps != nullptr ? a.steps[b] : a.step;
-      const detail::EventUniforms u = detail::KeyedUniforms(a.seed, seq, a.stream, step, 0);
+      const detail::EventUniforms u = detail::SequenceUniforms(a, b, 0);
       const int64_t row = detail::SelectRow(a.row_rate + begin, end - begin, sum, u.first);
       if (row < 0) continue;
       const int64_t r = begin + row;

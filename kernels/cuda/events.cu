@@ -225,15 +225,6 @@ struct Counters {
   unsigned long long first_nonfinite;  // all ones = none
 };
 
-// SequenceId and StepOf are sequence b's random-stream id and step.
-__device__ uint32_t SequenceId(const SampleStepArgs& a, int64_t b) {
-  return a.sequence_ids != nullptr ? a.sequence_ids[b]
-                                   : a.first_sequence_id + static_cast<uint32_t>(b);
-}
-__device__ uint32_t StepOf(const SampleStepArgs& a, int64_t b) {
-  return a.steps != nullptr ? a.steps[b] : a.step;
-}
-
 // SampleStepKernel: one warp per row. The depth-2 kernel (short rows, many
 // of them) is compiled for 5 resident blocks per multiprocessor, i.e. at
 // most 48 registers a thread, and occupancy matters there: on the H200 at
@@ -278,9 +269,8 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock,
   WarpScanRow<kDepth>(z, v, x, scan, [&] {
     b = WarpSequenceOf(a.offsets, a.num_sequences, r);
     if (a.row_rate != nullptr) return true;
-    const double u_jump = detail::KeyedUniforms(a.seed, SequenceId(a, b), a.stream, StepOf(a, b),
-                                                static_cast<uint32_t>(r - a.offsets[b]))
-                              .first;
+    const double u_jump =
+        detail::SequenceUniforms(a, b, static_cast<uint32_t>(r - a.offsets[b])).first;
     const float z_rate = HasRateColumn(a.parametrization) ? raw_row[0] : 0.0f;
     can_jump =
         !(u_jump >= detail::JumpBoundOf(a.parametrization, exponential, z_rate, c, a.fire[b]));
@@ -304,8 +294,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock,
   } else {
     const double p = detail::JumpProbabilityOf(exponential, rate, a.fire[b]);
     const detail::EventUniforms u =
-        p > 0.0 ? detail::KeyedUniforms(a.seed, SequenceId(a, b), a.stream, StepOf(a, b),
-                                        static_cast<uint32_t>(r - a.offsets[b]))
+        p > 0.0 ? detail::SequenceUniforms(a, b, static_cast<uint32_t>(r - a.offsets[b]))
                 : detail::EventUniforms{};
     if (p > 0.0 && u.first < p) {
       const int32_t t = WarpSelectToken(z, v, x, *scan, s_excl, u.second, &selects[warp]);
@@ -408,10 +397,7 @@ __global__ void GillespieSelectKernel(GillespieArgs a, Counters* counters, const
     a.event_token[b] = -1;
   }
   if (!(sum > 0.0)) return;  // whole warp
-  const uint32_t seq = a.sequence_ids != nullptr ? a.sequence_ids[b]
-                                                 : a.first_sequence_id + static_cast<uint32_t>(b);
-  const uint32_t step = a.steps != nullptr ? a.steps[b] : a.step;
-  const detail::EventUniforms u = detail::KeyedUniforms(a.seed, seq, a.stream, step, 0);
+  const detail::EventUniforms u = detail::SequenceUniforms(a, b, 0);
   const double u_token = u.second;
   // detail::SelectRow over the staged rates.
   const double target = detail::MulD(u.first, sum);

@@ -347,6 +347,19 @@ JUMPFLOW_HD EventUniforms KeyedUniforms(uint64_t seed, uint32_t c0, uint32_t c1,
   return {Uniform01(b.v[0], b.v[1]), Uniform01(b.v[2], b.v[3])};
 }
 
+// SequenceUniforms is the keyed draw of sequence b of a batch at `position`
+// (SampleStepArgs or GillespieArgs): seed, the sequence's stream id
+// (sequence_ids[b], or first_sequence_id + b), the kernel's stream, the
+// sequence's step (steps[b], or step) and the position, the key both
+// backends must use alike.
+template <class Args>
+JUMPFLOW_HD EventUniforms SequenceUniforms(const Args& a, int64_t b, uint32_t position) {
+  const uint32_t seq = a.sequence_ids != nullptr ? a.sequence_ids[b]
+                                                 : a.first_sequence_id + static_cast<uint32_t>(b);
+  const uint32_t step = a.steps != nullptr ? a.steps[b] : a.step;
+  return KeyedUniforms(a.seed, seq, a.stream, step, position);
+}
+
 }  // namespace jumpflow::kernels::detail
 
 #endif  // JUMPFLOW_KERNELS_DETAIL_EVENT_MATH_H_
