@@ -341,7 +341,7 @@ inline bool RowMaxFinite(const double* z, int64_t n, double* out_max) {
 // them all). False for an inf or NaN in z[0..n) except a NaN that neither
 // starts a lane's max / min chain nor sits in the tail: the unclamped
 // exponential of that one turns the row's sum NaN (see ExpSum). Max and
-// min run as four chains each (exact in any order). Two vector operations a
+// min run as four chains each (detail::LaneMaxMin4). Two vector operations a
 // vector, where RowMaxFinite needs three in one chain of dependent adds.
 [[gnu::always_inline]] inline bool RowMaxFast(const float* z, int64_t n, float* out_max) {
   int64_t k = 0;
@@ -350,19 +350,8 @@ inline bool RowMaxFinite(const double* z, int64_t n, double* out_max) {
   F16 mx = F16{} - std::numeric_limits<float>::infinity();
   F16 mn = F16{} + std::numeric_limits<float>::infinity();
   if (n >= 4 * kWidth) {
-    F16 m[4], l[4];
-    for (int j = 0; j < 4; ++j) m[j] = l[j] = Load16(z + kWidth * j);
-    for (k = 4 * kWidth; k + 4 * kWidth <= n; k += 4 * kWidth) {
-      for (int j = 0; j < 4; ++j) {
-        const F16 v = Load16(z + k + kWidth * j);
-        m[j] = v > m[j] ? v : m[j];
-        l[j] = v < l[j] ? v : l[j];
-      }
-    }
-    const F16 m01 = m[1] > m[0] ? m[1] : m[0], m23 = m[3] > m[2] ? m[3] : m[2];
-    const F16 l01 = l[1] < l[0] ? l[1] : l[0], l23 = l[3] < l[2] ? l[3] : l[2];
-    mx = m23 > m01 ? m23 : m01;
-    mn = l23 < l01 ? l23 : l01;
+    detail::LaneMaxMin4(z, n / (4 * kWidth), &mx, &mn);
+    k = n / (4 * kWidth) * (4 * kWidth);
   }
   for (; k + kWidth <= n; k += kWidth) {
     const F16 v = Load16(z + k);

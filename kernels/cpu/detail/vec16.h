@@ -98,6 +98,25 @@ inline bool AllAtLeast(F16 v, float bound) {
 #endif
 }
 
+// LaneMaxMin4 sets *mx and *mn to the lane-wise max and min of the 4 * n4
+// vectors at z (n4 >= 1), as four independent chains of each (exact in any
+// order; one chain over the vectors is a critical path of dependent ops).
+inline void LaneMaxMin4(const float* z, int64_t n4, F16* mx, F16* mn) {
+  F16 m[4], l[4];
+  for (int j = 0; j < 4; ++j) m[j] = l[j] = Load16(z + kWidth * j);
+  for (int64_t k = 4 * kWidth; k < n4 * 4 * kWidth; k += 4 * kWidth) {
+    for (int j = 0; j < 4; ++j) {
+      const F16 v = Load16(z + k + kWidth * j);
+      m[j] = v > m[j] ? v : m[j];
+      l[j] = v < l[j] ? v : l[j];
+    }
+  }
+  const F16 m01 = m[1] > m[0] ? m[1] : m[0], m23 = m[3] > m[2] ? m[3] : m[2];
+  const F16 l01 = l[1] < l[0] ? l[1] : l[0], l23 = l[3] < l[2] ? l[3] : l[2];
+  *mx = m23 > m01 ? m23 : m01;
+  *mn = l23 < l01 ? l23 : l01;
+}
+
 // HMax is the max of the 16 lanes (exact in any order): a shuffle tree.
 inline float HMax(F16 v) {
   using F8 = float __attribute__((vector_size(32)));
